@@ -1,0 +1,212 @@
+//! Configuration: a TOML file (see `config/mimi-bridge.example.toml`) or the embedded defaults.
+//!
+//! Loading is two steps: serde parses the shape (unknown keys are refused, so a typo is an
+//! error, not a silently ignored setting), then [`Config::validate`] checks the values and
+//! names the field at fault.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::room::code_points::ComponentCodePoints;
+use crate::store::{Backend, StoreOptions};
+use crate::uri::ProviderId;
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub provider: ProviderConfig,
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub mimi: MimiConfig,
+    pub log: LogConfig,
+}
+
+/// The legacy provider this bridge speaks for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// The provider domain: the host of every MIMI URI this bridge issues (`mimi://DOMAIN/u/...`).
+    pub domain: String,
+}
+
+impl Default for ProviderConfig {
+    fn default() -> Self {
+        ProviderConfig {
+            domain: "localhost".into(),
+        }
+    }
+}
+
+/// The HTTP listener.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address and port to listen on. Port 0 picks a free port (logged at start).
+    pub listen: String,
+    /// Seconds to let in-flight requests finish after SIGINT or SIGTERM.
+    pub shutdown_grace_seconds: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8448".into(),
+            shutdown_grace_seconds: 10,
+        }
+    }
+}
+
+/// The store.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` (the default, a file under ./data) or `postgres://USER@HOST:PORT/DB`.
+    pub url: String,
+    /// Upper bound of pooled connections.
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: "sqlite://data/mimi-bridge.db".into(),
+            max_connections: 8,
+        }
+    }
+}
+
+/// MIMI protocol settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MimiConfig {
+    /// Component ids of the room state in the GroupContext; the drafts only suggest them.
+    pub code_points: ComponentCodePoints,
+}
+
+/// Logging.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A `tracing` filter such as `info` or `mimi_bridge=debug,sqlx=warn`. `RUST_LOG` overrides it.
+    pub filter: String,
+    /// `text` for people, `json` for log collectors.
+    pub format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            filter: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// Why a configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: `{field}` {reason}")]
+    Invalid {
+        path: PathBuf,
+        field: String,
+        reason: String,
+    },
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_toml(&text, path)
+    }
+
+    /// The file at `path` when given, or the embedded defaults.
+    pub fn load_or_default(path: Option<&Path>) -> Result<Config, ConfigError> {
+        match path {
+            Some(p) => Config::load(p),
+            None => {
+                let config = Config::default();
+                config.validate(Path::new("<defaults>"))?;
+                Ok(config)
+            }
+        }
+    }
+
+    /// Parses and validates TOML; `origin` names the source in error messages.
+    pub fn from_toml(text: &str, origin: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_path_buf(),
+            message: parse_message(&e),
+        })?;
+        config.validate(origin)?;
+        Ok(config)
+    }
+
+    /// Checks every value; the error names the first field at fault.
+    pub fn validate(&self, origin: &Path) -> Result<(), ConfigError> {
+        let invalid = |field: &str, reason: String| ConfigError::Invalid {
+            path: origin.to_path_buf(),
+            field: field.to_string(),
+            reason,
+        };
+        ProviderId::new(&self.provider.domain)
+            .map_err(|e| invalid("provider.domain", format!("is not a provider domain: {e}")))?;
+        self.listen_addr()
+            .map_err(|e| invalid("server.listen", format!("is not an address:port ({e})")))?;
+        Backend::from_url(&self.database.url)
+            .map_err(|e| invalid("database.url", e.to_string()))?;
+        if self.database.max_connections == 0 {
+            return Err(invalid(
+                "database.max_connections",
+                "must be at least 1".into(),
+            ));
+        }
+        if let Err((field, reason)) = self.mimi.code_points.validate() {
+            return Err(invalid(&format!("mimi.code_points.{field}"), reason));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.filter)
+            .map_err(|e| invalid("log.filter", format!("is not a log filter: {e}")))?;
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr, std::net::AddrParseError> {
+        self.server.listen.parse()
+    }
+
+    pub fn store_options(&self) -> StoreOptions {
+        let mut options = StoreOptions::new(&self.database.url);
+        options.max_connections = self.database.max_connections;
+        options
+    }
+}
+
+/// toml's report: the line and column, the offending line quoted, and serde's message, which
+/// names the unknown or mistyped key.
+fn parse_message(e: &toml::de::Error) -> String {
+    e.to_string().trim_end().to_string()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,134 @@
+//! The `mimi-bridge` command.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use mimi_bridge::config::{Config, LogFormat};
+use mimi_bridge::server::{AppState, Server, shutdown_signal};
+use mimi_bridge::store::Store;
+
+#[derive(Parser)]
+#[command(
+    name = "mimi-bridge",
+    version,
+    about = "Bridges a messaging provider into MIMI rooms"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon: open and migrate the store, serve HTTP until SIGINT or SIGTERM.
+    Run(ConfigArg),
+    /// Validate a configuration file and exit (0 = valid).
+    CheckConfig(ConfigArg),
+    /// Apply pending database migrations and exit.
+    Migrate(ConfigArg),
+}
+
+#[derive(clap::Args)]
+struct ConfigArg {
+    /// Configuration file (TOML). Without it, the embedded defaults are used.
+    #[arg(long, short, env = "MIMI_BRIDGE_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let arg = match &cli.command {
+        Command::Run(a) | Command::CheckConfig(a) | Command::Migrate(a) => a,
+    };
+    let config = match Config::load_or_default(arg.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Command::CheckConfig(_) = cli.command {
+        let origin = arg
+            .config
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "the embedded defaults".into());
+        println!("configuration OK: {origin}");
+        return ExitCode::SUCCESS;
+    }
+    init_logging(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run(_) => run(config).await,
+            Command::Migrate(_) => migrate(config).await,
+            Command::CheckConfig(_) => Ok(()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log.filter))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let store = Store::open_and_migrate(&config.store_options()).await?;
+    let status = store.schema_status().await?;
+    tracing::info!(
+        backend = ?store.backend(),
+        schema = status.database,
+        "store ready"
+    );
+    let state = AppState {
+        config: Arc::new(config),
+        store: store.clone(),
+    };
+    let server = Server::bind(state).await?;
+    let addr = server.local_addr()?;
+    tracing::info!(%addr, "listening on {addr}");
+    server.serve(shutdown_signal()).await?;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn migrate(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let store = Store::open(&config.store_options()).await?;
+    let before = store.schema_status().await?;
+    let after = store.migrate().await?;
+    println!(
+        "schema at version {} (was {}; this binary knows {})",
+        after.database, before.database, after.binary
+    );
+    store.close().await;
+    Ok(())
+}

@@ -1,0 +1,134 @@
+//! Numbered migrations, embedded in the binary, one list per backend.
+//!
+//! A database migrated by a newer binary is refused rather than used: its schema may mean
+//! something this binary does not know.
+
+use std::borrow::Cow;
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{Row, SqlSafeStr};
+
+use super::{Backend, Store, StoreError};
+
+/// (version, description, SQL) for SQLite.
+const SQLITE: &[(i64, &str, &str)] = &[(
+    1,
+    "room core",
+    include_str!("../../migrations/sqlite/0001_room_core.sql"),
+)];
+
+/// (version, description, SQL) for Postgres.
+const POSTGRES: &[(i64, &str, &str)] = &[(
+    1,
+    "room core",
+    include_str!("../../migrations/postgres/0001_room_core.sql"),
+)];
+
+/// Where a database stands relative to this binary's migrations.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SchemaStatus {
+    /// The highest version applied to the database, 0 for an empty database.
+    pub database: i64,
+    /// The highest version this binary carries.
+    pub binary: i64,
+}
+
+impl SchemaStatus {
+    pub fn pending(&self) -> i64 {
+        (self.binary - self.database).max(0)
+    }
+}
+
+fn migrator(backend: Backend) -> Migrator {
+    let list = match backend {
+        Backend::Sqlite => SQLITE,
+        Backend::Postgres => POSTGRES,
+    };
+    Migrator::with_migrations(
+        list.iter()
+            .map(|(version, description, sql)| {
+                Migration::new(
+                    *version,
+                    Cow::Borrowed(*description),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+impl Store {
+    /// The highest migration version this binary knows for the store's backend.
+    pub fn binary_schema_version(&self) -> i64 {
+        match self.backend {
+            Backend::Sqlite => SQLITE,
+            Backend::Postgres => POSTGRES,
+        }
+        .iter()
+        .map(|(v, _, _)| *v)
+        .max()
+        .unwrap_or(0)
+    }
+
+    /// Reads the applied schema version without changing anything.
+    pub async fn schema_status(&self) -> Result<SchemaStatus, StoreError> {
+        let exists: bool = match self.backend {
+            Backend::Sqlite => {
+                sqlx::query(
+                    "SELECT COUNT(*) AS n FROM sqlite_master \
+                     WHERE type = 'table' AND name = '_sqlx_migrations'",
+                )
+                .fetch_one(&self.pool)
+                .await?
+                .try_get::<i64, _>("n")?
+                    > 0
+            }
+            Backend::Postgres => {
+                sqlx::query(
+                    "SELECT COUNT(*) AS n FROM information_schema.tables \
+                     WHERE table_schema = current_schema() AND table_name = '_sqlx_migrations'",
+                )
+                .fetch_one(&self.pool)
+                .await?
+                .try_get::<i64, _>("n")?
+                    > 0
+            }
+        };
+        let database = if exists {
+            sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.pool)
+                .await?
+                .try_get::<i64, _>("v")?
+        } else {
+            0
+        };
+        Ok(SchemaStatus {
+            database,
+            binary: self.binary_schema_version(),
+        })
+    }
+
+    /// Applies pending migrations. Refuses a database whose schema is newer than this binary.
+    pub async fn migrate(&self) -> Result<SchemaStatus, StoreError> {
+        let status = self.schema_status().await?;
+        if status.database > status.binary {
+            return Err(StoreError::SchemaTooNew {
+                database: status.database,
+                binary: status.binary,
+            });
+        }
+        match migrator(self.backend).run(&self.pool).await {
+            Ok(()) => {}
+            Err(sqlx::migrate::MigrateError::VersionMismatch(version)) => {
+                return Err(StoreError::SchemaMismatch {
+                    version,
+                    detail: "its checksum is not the one this binary carries".into(),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.schema_status().await
+    }
+}

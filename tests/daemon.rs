@@ -1,0 +1,247 @@
+//! The `mimi-bridge` binary as a user runs it: real processes, real HTTP, real signals.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mimi-bridge");
+
+/// A running daemon whose log lines are collected from stderr.
+struct Daemon {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    addr: String,
+}
+
+impl Daemon {
+    fn start(cwd: &Path, args: &[&str]) -> Daemon {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .current_dir(cwd)
+            .env("RUST_LOG", "info")
+            .env_remove("MIMI_BRIDGE_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start mimi-bridge");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut seen = Vec::new();
+        let addr = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(rest) = line.split("listening on ").nth(1) {
+                        break rest.split_whitespace().next().unwrap().to_string();
+                    }
+                    seen.push(line);
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!(
+                        "the daemon did not report its address; it said:\n{}",
+                        seen.join("\n")
+                    );
+                }
+            }
+        };
+        Daemon { child, lines, addr }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Sends a signal and waits for the exit status.
+    fn stop(mut self, signal: &str) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("the daemon did not stop after {signal}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn log(&self) -> Vec<String> {
+        self.lines.try_iter().collect()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write_config(dir: &Path, body: &str) -> String {
+    let path = dir.join("bridge.toml");
+    std::fs::write(&path, body).unwrap();
+    path.display().to_string()
+}
+
+fn sqlite_config(dir: &Path) -> String {
+    write_config(
+        dir,
+        &format!(
+            "[provider]\ndomain = \"a.example\"\n[server]\nlisten = \"127.0.0.1:0\"\n\
+             [database]\nurl = \"sqlite://{}/bridge.db\"\n",
+            dir.display()
+        ),
+    )
+}
+
+#[tokio::test]
+async fn run_serves_health_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = sqlite_config(dir.path());
+    let daemon = Daemon::start(dir.path(), &["run", "--config", &config]);
+    let resp = reqwest::get(daemon.url("/health")).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["database"], "sqlite");
+    assert_eq!(body["provider"], "a.example");
+
+    let resp = reqwest::get(daemon.url("/no/such/endpoint")).await.unwrap();
+    assert_eq!(resp.status(), 404);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "not_found");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("/no/such/endpoint")
+    );
+
+    let status = daemon.stop("-TERM");
+    assert!(status.success(), "graceful exit, got {status}");
+    assert!(dir.path().join("bridge.db").exists());
+}
+
+#[tokio::test]
+async fn run_stops_on_sigint() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = sqlite_config(dir.path());
+    let daemon = Daemon::start(dir.path(), &["run", "--config", &config]);
+    let status = daemon.stop("-INT");
+    assert!(status.success(), "graceful exit, got {status}");
+}
+
+/// The README's run command: no config file, embedded defaults, SQLite under ./data.
+#[tokio::test]
+async fn run_without_config_uses_sqlite_under_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), &["run"]);
+    assert!(daemon.addr.starts_with("127.0.0.1:"), "{}", daemon.addr);
+    let resp = reqwest::get(daemon.url("/health")).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(dir.path().join("data/mimi-bridge.db").exists());
+    let log = daemon.log();
+    let status = daemon.stop("-TERM");
+    assert!(status.success(), "{status}; log: {log:?}");
+}
+
+#[test]
+fn check_config_accepts_the_example() {
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/mimi-bridge.example.toml"
+    );
+    let out = Command::new(BIN)
+        .args(["check-config", "--config", example])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("configuration OK"));
+}
+
+#[test]
+fn check_config_rejects_a_broken_config_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    for (body, field) in [
+        ("[server]\nlisten = \"not-an-address\"\n", "server.listen"),
+        ("[database]\nurl = \"mysql://root@h/db\"\n", "database.url"),
+        ("[provider]\ndomain = \"bad domain\"\n", "provider.domain"),
+        ("[database]\nmax_conections = 3\n", "max_conections"),
+    ] {
+        let config = write_config(dir.path(), body);
+        let out = Command::new(BIN)
+            .args(["check-config", "--config", &config])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{body}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(field),
+            "{body}: stderr does not name {field}: {err}"
+        );
+    }
+}
+
+#[test]
+fn migrate_applies_the_schema_and_reports_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = sqlite_config(dir.path());
+    let out = Command::new(BIN)
+        .args(["migrate", "--config", &config])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("(was 0;"), "{stdout}");
+    let again = Command::new(BIN)
+        .args(["migrate", "--config", &config])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&again.stdout).contains("(was 1;"));
+}
+
+#[test]
+fn run_refuses_an_unusable_database_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    // a file where the database folder should be
+    std::fs::write(dir.path().join("blocker"), b"").unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[database]\nurl = \"sqlite://{}/blocker/x.db\"\n",
+            dir.path().display()
+        ),
+    );
+    let out = Command::new(BIN)
+        .args(["run", "--config", &config])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot create the database folder"), "{err}");
+}
