@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod mls;
 pub mod room;
 pub mod server;
 pub mod store;

@@ -11,18 +11,32 @@ use sqlx::{Row, SqlSafeStr};
 use super::{Backend, Store, StoreError};
 
 /// (version, description, SQL) for SQLite.
-const SQLITE: &[(i64, &str, &str)] = &[(
-    1,
-    "room core",
-    include_str!("../../migrations/sqlite/0001_room_core.sql"),
-)];
+const SQLITE: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "room core",
+        include_str!("../../migrations/sqlite/0001_room_core.sql"),
+    ),
+    (
+        2,
+        "mls",
+        include_str!("../../migrations/sqlite/0002_mls.sql"),
+    ),
+];
 
 /// (version, description, SQL) for Postgres.
-const POSTGRES: &[(i64, &str, &str)] = &[(
-    1,
-    "room core",
-    include_str!("../../migrations/postgres/0001_room_core.sql"),
-)];
+const POSTGRES: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "room core",
+        include_str!("../../migrations/postgres/0001_room_core.sql"),
+    ),
+    (
+        2,
+        "mls",
+        include_str!("../../migrations/postgres/0002_mls.sql"),
+    ),
+];
 
 /// Where a database stands relative to this binary's migrations.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -3,9 +3,18 @@
 //! `migrations/`. The store knows nothing of the layers above: it stores bytes and strings.
 
 mod error;
+pub mod key_packages;
 mod migrations;
+pub mod mls_blobs;
+pub mod mls_kv;
+pub mod outbox;
+pub mod pending_commits;
 pub mod pending_proposals;
+pub mod proxy_clients;
+pub mod room_groups;
+pub mod room_log;
 pub mod room_members;
+pub mod room_proxy_members;
 pub mod rooms;
 
 use std::str::FromStr;

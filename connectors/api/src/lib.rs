@@ -55,10 +55,7 @@ mod tests {
     fn ids_are_plain_strings_on_the_wire() {
         let id = LegacyUserId::new("@alice:hs.example");
         assert_eq!(id.to_string(), "@alice:hs.example");
-        assert_eq!(
-            serde_json::to_string(&id).unwrap(),
-            "\"@alice:hs.example\""
-        );
+        assert_eq!(serde_json::to_string(&id).unwrap(), "\"@alice:hs.example\"");
         let back: LegacyUserId = serde_json::from_str("\"@alice:hs.example\"").unwrap();
         assert_eq!(back, id);
     }

@@ -1,0 +1,38 @@
+//! The MLS parameters of every MIMI room group this bridge takes part in.
+
+use openmls::prelude::*;
+
+/// MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519, the suite every MIMI provider must support.
+pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
+
+/// What every proxy client's leaf supports: the AppDataDictionary extension, AppDataUpdate and
+/// SelfRemove proposals, basic credentials.
+pub fn leaf_capabilities() -> Capabilities {
+    Capabilities::new(
+        None,
+        Some(&[CIPHERSUITE]),
+        Some(&[ExtensionType::AppDataDictionary]),
+        Some(&[ProposalType::AppDataUpdate, ProposalType::SelfRemove]),
+        Some(&[CredentialType::Basic]),
+    )
+}
+
+/// The GroupContext requirements of a MIMI room: room state lives in the `app_data_dictionary`
+/// and changes only through AppDataUpdate.
+pub fn required_capabilities() -> RequiredCapabilitiesExtension {
+    RequiredCapabilitiesExtension::new(
+        &[ExtensionType::AppDataDictionary],
+        &[ProposalType::AppDataUpdate],
+        &[CredentialType::Basic],
+    )
+}
+
+/// How proxy clients join: handshakes stay PublicMessage so the hub can validate them, and the
+/// ratchet tree travels in Welcome and GroupInfo.
+pub fn join_config() -> MlsGroupJoinConfig {
+    MlsGroupJoinConfig::builder()
+        .wire_format_policy(PURE_PLAINTEXT_WIRE_FORMAT_POLICY)
+        .use_ratchet_tree_extension(true)
+        .max_past_epochs(2)
+        .build()
+}

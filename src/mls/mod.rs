@@ -1,0 +1,19 @@
+//! The MLS layer: proxy MLS clients for legacy users (openmls), with durable state.
+//!
+//! - [`clients`]: identities (credential = MIMI client URI) and key package pools;
+//! - [`storage`]: openmls storage per client namespace over the project's store;
+//! - [`sealing`]: secrets sealed at rest under the configured state key;
+//! - [`room_sync`]: room state in the GroupContext, AppDataUpdate through the room core;
+//! - [`engine`]: the operations, each one database transaction.
+
+pub mod clients;
+pub mod engine;
+pub mod error;
+pub mod group_config;
+pub mod room_sync;
+pub mod sealing;
+pub mod storage;
+
+pub use engine::{CommitOutput, FAULT_POINTS, Incoming, ProxyMls, StorageReport, UserAddition};
+pub use error::MlsError;
+pub use sealing::StateKey;

@@ -1,0 +1,83 @@
+//! Table `outbox`: outgoing calls, written with the state change that caused them.
+
+use sqlx::{AnyExecutor, Row};
+
+use super::{StoreError, now_ms};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxRecord {
+    /// Stable across retries: the peer de-duplicates on it.
+    pub id: String,
+    pub room_id: Option<String>,
+    pub destination: String,
+    pub kind: String,
+    pub body: Vec<u8>,
+    pub attempts: i64,
+}
+
+pub async fn enqueue<'e>(db: impl AnyExecutor<'e>, item: &OutboxRecord) -> Result<(), StoreError> {
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO outbox (id, room_id, destination, kind, body, created_at_ms, next_attempt_at_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $6)",
+    )
+    .bind(&item.id)
+    .bind(&item.room_id)
+    .bind(&item.destination)
+    .bind(&item.kind)
+    .bind(&item.body)
+    .bind(now)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Undelivered items, oldest first.
+pub async fn pending<'e>(
+    db: impl AnyExecutor<'e>,
+    room_id: Option<&str>,
+) -> Result<Vec<OutboxRecord>, StoreError> {
+    const COLUMNS: &str = "SELECT id, room_id, destination, kind, body, attempts FROM outbox \
+                           WHERE delivered_at_ms IS NULL";
+    let rows = match room_id {
+        Some(room) => {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "{COLUMNS} AND room_id = $1 ORDER BY created_at_ms, id"
+            )))
+            .bind(room)
+            .fetch_all(db)
+            .await?
+        }
+        None => {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "{COLUMNS} ORDER BY created_at_ms, id"
+            )))
+            .fetch_all(db)
+            .await?
+        }
+    };
+    rows.into_iter()
+        .map(|row| {
+            Ok(OutboxRecord {
+                id: row.try_get("id")?,
+                room_id: row.try_get("room_id")?,
+                destination: row.try_get("destination")?,
+                kind: row.try_get("kind")?,
+                body: row.try_get("body")?,
+                attempts: row.try_get("attempts")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(StoreError::from)
+}
+
+pub async fn mark_delivered<'e>(db: impl AnyExecutor<'e>, id: &str) -> Result<bool, StoreError> {
+    let result = sqlx::query(
+        "UPDATE outbox SET delivered_at_ms = $1 WHERE id = $2 AND delivered_at_ms IS NULL",
+    )
+    .bind(now_ms())
+    .bind(id)
+    .execute(db)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}

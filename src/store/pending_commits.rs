@@ -1,0 +1,82 @@
+//! Table `pending_commits`: commits sent to the hub and not yet answered.
+
+use sqlx::{AnyExecutor, Row};
+
+use super::StoreError;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingCommitRecord {
+    pub client_uri: String,
+    /// The epoch the commit was made in.
+    pub epoch: i64,
+    pub commit_hash: Vec<u8>,
+    pub welcome_hash: Option<Vec<u8>>,
+    /// Local proxy clients the commit adds (they join from the Welcome once it is accepted).
+    pub local_joiners: Vec<String>,
+}
+
+pub async fn put<'e>(
+    db: impl AnyExecutor<'e>,
+    room_id: &str,
+    p: &PendingCommitRecord,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO pending_commits (room_id, client_uri, epoch, commit_hash, welcome_hash, local_joiners) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (room_id, client_uri) DO UPDATE SET \
+         epoch = excluded.epoch, commit_hash = excluded.commit_hash, \
+         welcome_hash = excluded.welcome_hash, local_joiners = excluded.local_joiners",
+    )
+    .bind(room_id)
+    .bind(&p.client_uri)
+    .bind(p.epoch)
+    .bind(&p.commit_hash)
+    .bind(&p.welcome_hash)
+    .bind(p.local_joiners.join("\n"))
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+pub async fn get<'e>(
+    db: impl AnyExecutor<'e>,
+    room_id: &str,
+    client_uri: &str,
+) -> Result<Option<PendingCommitRecord>, StoreError> {
+    let row = sqlx::query(
+        "SELECT client_uri, epoch, commit_hash, welcome_hash, local_joiners FROM pending_commits \
+         WHERE room_id = $1 AND client_uri = $2",
+    )
+    .bind(room_id)
+    .bind(client_uri)
+    .fetch_optional(db)
+    .await?;
+    row.map(|row| {
+        let joiners: String = row.try_get("local_joiners")?;
+        Ok(PendingCommitRecord {
+            client_uri: row.try_get("client_uri")?,
+            epoch: row.try_get("epoch")?,
+            commit_hash: row.try_get("commit_hash")?,
+            welcome_hash: row.try_get("welcome_hash")?,
+            local_joiners: joiners
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect(),
+        })
+    })
+    .transpose()
+    .map_err(|e: sqlx::Error| e.into())
+}
+
+pub async fn delete<'e>(
+    db: impl AnyExecutor<'e>,
+    room_id: &str,
+    client_uri: &str,
+) -> Result<bool, StoreError> {
+    let result = sqlx::query("DELETE FROM pending_commits WHERE room_id = $1 AND client_uri = $2")
+        .bind(room_id)
+        .bind(client_uri)
+        .execute(db)
+        .await?;
+    Ok(result.rows_affected() == 1)
+}

@@ -1,0 +1,86 @@
+//! Table `room_log`: every handshake of a room in order, for clients that catch up.
+
+use sqlx::{AnyExecutor, Row};
+
+use super::StoreError;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogKind {
+    Proposal,
+    Commit,
+}
+
+impl LogKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            LogKind::Proposal => "proposal",
+            LogKind::Commit => "commit",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogEntry {
+    pub epoch: i64,
+    pub seq: i64,
+    pub kind: LogKind,
+    pub message_hash: Vec<u8>,
+}
+
+/// Appends a handshake at the end of its epoch's entries.
+pub async fn append(
+    conn: &mut sqlx::AnyConnection,
+    room_id: &str,
+    epoch: i64,
+    kind: LogKind,
+    message_hash: &[u8],
+) -> Result<i64, StoreError> {
+    let seq: i64 = sqlx::query(
+        "SELECT COALESCE(MAX(seq) + 1, 0) AS s FROM room_log WHERE room_id = $1 AND epoch = $2",
+    )
+    .bind(room_id)
+    .bind(epoch)
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get("s")?;
+    sqlx::query("INSERT INTO room_log (room_id, epoch, seq, kind, message_hash) VALUES ($1, $2, $3, $4, $5)")
+        .bind(room_id)
+        .bind(epoch)
+        .bind(seq)
+        .bind(kind.as_str())
+        .bind(message_hash)
+        .execute(&mut *conn)
+        .await?;
+    Ok(seq)
+}
+
+/// Entries from `from_epoch` on, in order.
+pub async fn since<'e>(
+    db: impl AnyExecutor<'e>,
+    room_id: &str,
+    from_epoch: i64,
+) -> Result<Vec<LogEntry>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT epoch, seq, kind, message_hash FROM room_log WHERE room_id = $1 AND epoch >= $2 ORDER BY epoch, seq",
+    )
+    .bind(room_id)
+    .bind(from_epoch)
+    .fetch_all(db)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            let kind: String = row.try_get("kind")?;
+            Ok(LogEntry {
+                epoch: row.try_get("epoch")?,
+                seq: row.try_get("seq")?,
+                kind: if kind == "commit" {
+                    LogKind::Commit
+                } else {
+                    LogKind::Proposal
+                },
+                message_hash: row.try_get("message_hash")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(StoreError::from)
+}
