@@ -1151,6 +1151,8 @@ impl ProxyMls {
                 .await?;
                 room_groups::set_epoch(&mut *tx, room.as_str(), rg.epoch, epoch).await?;
                 room_groups::set_reader(&mut *tx, room.as_str(), Some(client.as_str())).await?;
+                self.record_room_state(&mut tx, room, rg.epoch, &state)
+                    .await?;
             }
             None => {
                 room_groups::insert(
@@ -1438,6 +1440,8 @@ impl ProxyMls {
     }
 
     /// Decrypts messages with the room's reader, persisting its ratchet state once for all.
+    /// The reader's own messages (the hub fans them out to their sender's provider too) are
+    /// skipped: the bridge knows them already.
     pub async fn receive_messages(
         &self,
         room: &RoomUri,
@@ -1456,6 +1460,7 @@ impl ProxyMls {
                 .during("decrypt message")?;
             let client = client_of(processed.credential())?;
             match processed.into_content() {
+                ProcessedMessageContent::OwnPrivateMessage => continue,
                 ProcessedMessageContent::ApplicationMessage(app) => {
                     check_application_message(&state, &client).map_err(|rejection| {
                         MlsError::Rejected {

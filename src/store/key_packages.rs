@@ -34,8 +34,8 @@ pub async fn available<'e>(
     client_uri: &str,
 ) -> Result<(i64, bool), StoreError> {
     let row = sqlx::query(
-        "SELECT COALESCE(SUM(CASE WHEN last_resort = 0 THEN 1 ELSE 0 END), 0) AS single, \
-                COALESCE(SUM(last_resort), 0) AS resort \
+        "SELECT CAST(COALESCE(SUM(CASE WHEN last_resort = 0 THEN 1 ELSE 0 END), 0) AS BIGINT) AS single, \
+                CAST(COALESCE(SUM(last_resort), 0) AS BIGINT) AS resort \
          FROM key_packages WHERE client_uri = $1 AND consumed_at_ms IS NULL",
     )
     .bind(client_uri)

@@ -51,9 +51,10 @@ pub async fn delete_if_unreferenced(
 
 /// Total bytes of all blobs.
 pub async fn total_bytes(conn: &mut AnyConnection) -> Result<i64, StoreError> {
-    let row =
-        sqlx::query("SELECT COALESCE(SUM(LENGTH(value) + LENGTH(hash)), 0) AS n FROM mls_blobs")
-            .fetch_one(&mut *conn)
-            .await?;
+    let row = sqlx::query(
+        "SELECT CAST(COALESCE(SUM(LENGTH(value) + LENGTH(hash)), 0) AS BIGINT) AS n FROM mls_blobs",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
     Ok(row.try_get::<i64, _>("n")?)
 }

@@ -99,7 +99,7 @@ async fn previous_blob(
 /// Total bytes stored in a namespace (sealed values only; blobs are counted by `mls_blobs`).
 pub async fn namespace_bytes(conn: &mut AnyConnection, namespace: &str) -> Result<i64, StoreError> {
     let row = sqlx::query(
-        "SELECT COALESCE(SUM(LENGTH(key) + COALESCE(LENGTH(sealed), 0) + COALESCE(LENGTH(blob_hash), 0)), 0) AS n \
+        "SELECT CAST(COALESCE(SUM(LENGTH(key) + COALESCE(LENGTH(sealed), 0) + COALESCE(LENGTH(blob_hash), 0)), 0) AS BIGINT) AS n \
          FROM mls_kv WHERE namespace = $1",
     )
     .bind(namespace)

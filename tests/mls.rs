@@ -1,0 +1,671 @@
+//! Proxy MLS clients against real stores: groups, restarts, rejections and injected crashes.
+
+mod common;
+
+use common::TestDb;
+use mimi_bridge::mls::group_config::{CIPHERSUITE, join_config, leaf_capabilities};
+use mimi_bridge::mls::{Incoming, MlsError, ProxyMls, StateKey, UserAddition};
+use mimi_bridge::room::code_points::ComponentCodePoints;
+use mimi_bridge::room::validation::RejectCode;
+use mimi_bridge::store::{Store, StoreOptions, outbox, pending_commits, room_groups};
+use mimi_bridge::uri::{ClientUri, ProviderId, RoomUri, UserUri};
+use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
+use openmls::prelude::*;
+use openmls_basic_credential::SignatureKeyPair;
+use openmls_rust_crypto::OpenMlsRustCrypto;
+
+const ADMIN: u32 = 3;
+const ORDINARY: u32 = 2;
+
+fn client(uri: &str) -> ClientUri {
+    uri.parse().unwrap()
+}
+
+fn user(uri: &str) -> UserUri {
+    uri.parse().unwrap()
+}
+
+fn room() -> RoomUri {
+    "mimi://a.example/r/clubhouse".parse().unwrap()
+}
+
+async fn engine(db: &TestDb, domain: &str) -> ProxyMls {
+    let store = Store::open_and_migrate(&StoreOptions::new(&db.url))
+        .await
+        .unwrap();
+    ProxyMls::new(
+        store,
+        StateKey::from_bytes([42; 32]),
+        ComponentCodePoints::default(),
+        ProviderId::new(domain).unwrap(),
+    )
+    .with_key_package_pool(3)
+}
+
+/// A room on a.example with alice (admin) and carol, both proxy clients of the same daemon.
+async fn room_with_two_local_clients(a: &ProxyMls) -> (ClientUri, ClientUri) {
+    let alice = client("mimi://a.example/d/alice/bridge");
+    let carol = client("mimi://a.example/d/carol/bridge");
+    assert!(a.create_client(&alice).await.unwrap());
+    assert!(a.create_client(&carol).await.unwrap());
+    assert!(
+        !a.create_client(&carol).await.unwrap(),
+        "creating twice is a no-op"
+    );
+    a.create_room(&room(), &alice, ADMIN).await.unwrap();
+    let kp = a.key_package(&carol).await.unwrap();
+    a.add_users(
+        &room(),
+        &alice,
+        &[UserAddition {
+            user: user("mimi://a.example/u/carol"),
+            role: ORDINARY,
+            key_packages: vec![kp],
+        }],
+    )
+    .await
+    .unwrap();
+    a.confirm_commit(&room(), &alice).await.unwrap();
+    (alice, carol)
+}
+
+/// A client outside any daemon, driven with openmls directly, to send what a bridge never would.
+struct RawClient {
+    provider: OpenMlsRustCrypto,
+    signer: SignatureKeyPair,
+    credential: CredentialWithKey,
+    group: Option<MlsGroup>,
+}
+
+impl RawClient {
+    fn new(uri: &str) -> RawClient {
+        let provider = OpenMlsRustCrypto::default();
+        let signer = SignatureKeyPair::new(CIPHERSUITE.signature_algorithm()).unwrap();
+        signer.store(provider.storage()).unwrap();
+        let credential = CredentialWithKey {
+            credential: BasicCredential::new(uri.as_bytes().to_vec()).into(),
+            signature_key: signer.public().into(),
+        };
+        RawClient {
+            provider,
+            signer,
+            credential,
+            group: None,
+        }
+    }
+
+    fn key_package(&self) -> Vec<u8> {
+        KeyPackage::builder()
+            .leaf_node_capabilities(leaf_capabilities())
+            .build(
+                CIPHERSUITE,
+                &self.provider,
+                &self.signer,
+                self.credential.clone(),
+            )
+            .unwrap()
+            .key_package()
+            .tls_serialize_detached()
+            .unwrap()
+    }
+
+    fn join(&mut self, welcome: &[u8]) {
+        let MlsMessageBodyIn::Welcome(w) = MlsMessageIn::tls_deserialize_exact(welcome)
+            .unwrap()
+            .extract()
+        else {
+            panic!("not a Welcome")
+        };
+        let group = StagedWelcome::new_from_welcome(&self.provider, &join_config(), w, None)
+            .unwrap()
+            .into_group(&self.provider)
+            .unwrap();
+        self.group = Some(group);
+    }
+
+    fn decrypt(&mut self, message: &[u8]) -> Vec<u8> {
+        let group = self.group.as_mut().unwrap();
+        let msg = MlsMessageIn::tls_deserialize_exact(message)
+            .unwrap()
+            .try_into_protocol_message()
+            .unwrap();
+        match group
+            .process_message(&self.provider, msg)
+            .unwrap()
+            .into_content()
+        {
+            ProcessedMessageContent::ApplicationMessage(app) => app.into_bytes(),
+            other => panic!("expected an application message, got {other:?}"),
+        }
+    }
+
+    /// A commit carrying `proposals` by value, with `dictionary` as the new app data.
+    fn commit(
+        &mut self,
+        proposals: Vec<Proposal>,
+        adds: Vec<KeyPackage>,
+        set: Option<(u16, Vec<u8>)>,
+    ) -> Vec<u8> {
+        let group = self.group.as_mut().unwrap();
+        let mut stage = group
+            .commit_builder()
+            .add_proposals(proposals)
+            .propose_adds(adds)
+            .load_psks(self.provider.storage())
+            .unwrap();
+        if let Some((id, data)) = set {
+            let mut updater = stage.app_data_dictionary_updater();
+            updater.set(openmls::component::ComponentData::from_parts(
+                id,
+                data.into(),
+            ));
+            let changes = updater.changes();
+            stage.with_app_data_dictionary_updates(changes);
+        }
+        let bundle = stage
+            .build(
+                self.provider.rand(),
+                self.provider.crypto(),
+                &self.signer,
+                |_| true,
+            )
+            .unwrap()
+            .stage_commit(&self.provider)
+            .unwrap();
+        bundle.commit().tls_serialize_detached().unwrap()
+    }
+}
+
+fn parse_kp(bytes: &[u8]) -> KeyPackage {
+    KeyPackageIn::tls_deserialize_exact(bytes)
+        .unwrap()
+        .validate(
+            &openmls_rust_crypto::RustCrypto::default(),
+            ProtocolVersion::Mls10,
+        )
+        .unwrap()
+}
+
+both_backends!(
+    two_proxy_clients_of_one_daemon_share_a_group,
+    a_reopened_daemon_continues_the_conversation,
+    a_remote_member_joins_and_messages_flow_both_ways,
+    an_invalid_participant_list_update_is_rejected,
+    an_add_for_a_non_participant_is_rejected,
+    a_crash_after_the_mls_step_leaves_a_retryable_state,
+    a_crash_before_commit_of_a_confirmation_is_retried_after_restart,
+    a_removed_user_loses_all_clients_in_one_commit,
+    a_participants_second_device_joins_by_external_commit,
+    key_packages_are_single_use_and_replenished,
+);
+
+async fn two_proxy_clients_of_one_daemon_share_a_group(db: TestDb) {
+    let a = engine(&db, "a.example").await;
+    let (alice, carol) = room_with_two_local_clients(&a).await;
+    let state = a.room_state(&room()).await.unwrap();
+    assert_eq!(state.epoch, 1);
+    assert_eq!(
+        state
+            .participants
+            .role_of(&user("mimi://a.example/u/carol")),
+        ORDINARY
+    );
+    assert_eq!(state.members.len(), 2);
+
+    // carol has not processed her Welcome yet; sending makes her join and catch up
+    let sent = a
+        .send_messages(&room(), &carol, &[b"hello from carol"])
+        .await
+        .unwrap();
+    let received = a.receive_messages(&room(), &sent).await.unwrap();
+    assert_eq!(
+        received,
+        vec![(carol.clone(), b"hello from carol".to_vec())]
+    );
+
+    let (alice_view, alice_auth) = a.member_view(&room(), &alice).await.unwrap();
+    let (carol_view, carol_auth) = a.member_view(&room(), &carol).await.unwrap();
+    assert_eq!(
+        alice_view, carol_view,
+        "both clients confirm the same room state"
+    );
+    assert_eq!(alice_auth, carol_auth, "and agree on the epoch's keys");
+
+    // carol commits too (a path update); the reader processes nothing it does not need to
+    a.self_update(&room(), &carol).await.unwrap();
+    let state = a.confirm_commit(&room(), &carol).await.unwrap();
+    assert_eq!(state.epoch, 2);
+    let sent = a
+        .send_messages(&room(), &alice, &[b"after carol's update"])
+        .await
+        .unwrap();
+    let received = a.receive_messages(&room(), &sent).await.unwrap();
+    assert_eq!(received[0].0, alice);
+    let (alice_view, alice_auth) = a.member_view(&room(), &alice).await.unwrap();
+    let (carol_view, carol_auth) = a.member_view(&room(), &carol).await.unwrap();
+    assert_eq!(
+        (alice_view.epoch, &alice_auth),
+        (carol_view.epoch, &carol_auth)
+    );
+}
+
+async fn a_reopened_daemon_continues_the_conversation(db: TestDb) {
+    let (alice, carol) = {
+        let a = engine(&db, "a.example").await;
+        let ids = room_with_two_local_clients(&a).await;
+        let sent = a
+            .send_messages(&room(), &ids.1, &[b"before restart"])
+            .await
+            .unwrap();
+        a.receive_messages(&room(), &sent).await.unwrap();
+        a.store().close().await;
+        ids
+    };
+    // a new engine on the same database: nothing in memory survives
+    let a = engine(&db, "a.example").await;
+    let sent = a
+        .send_messages(&room(), &carol, &[b"after restart 1", b"after restart 2"])
+        .await
+        .unwrap();
+    let received = a.receive_messages(&room(), &sent).await.unwrap();
+    assert_eq!(received.len(), 2);
+    assert_eq!(received[1], (carol.clone(), b"after restart 2".to_vec()));
+    a.self_update(&room(), &alice).await.unwrap();
+    a.store().close().await;
+    let a = engine(&db, "a.example").await;
+    let state = a.confirm_commit(&room(), &alice).await.unwrap();
+    assert_eq!(state.epoch, 2);
+    let sent = a
+        .send_messages(&room(), &carol, &[b"epoch 2"])
+        .await
+        .unwrap();
+    assert_eq!(
+        a.receive_messages(&room(), &sent).await.unwrap()[0].1,
+        b"epoch 2"
+    );
+}
+
+async fn a_remote_member_joins_and_messages_flow_both_ways(db: TestDb) {
+    let db_b = TestDb::sqlite();
+    let a = engine(&db, "a.example").await;
+    let b = engine(&db_b, "b.example").await;
+    let (alice, _carol) = room_with_two_local_clients(&a).await;
+    let bob = client("mimi://b.example/d/bob/bridge");
+    b.create_client(&bob).await.unwrap();
+    let kp = b.key_package(&bob).await.unwrap();
+    let out = a
+        .add_users(
+            &room(),
+            &alice,
+            &[UserAddition {
+                user: user("mimi://b.example/u/bob"),
+                role: ORDINARY,
+                key_packages: vec![kp],
+            }],
+        )
+        .await
+        .unwrap();
+    let a_state = a.confirm_commit(&room(), &alice).await.unwrap();
+    let joined = b
+        .join_from_welcome(&room(), out.welcome.as_ref().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(joined, vec![bob.clone()]);
+    let b_state = b.room_state(&room()).await.unwrap();
+    assert_eq!(
+        a_state, b_state,
+        "both daemons read the same state from the group context"
+    );
+
+    let to_b = a
+        .send_messages(&room(), &alice, &[b"hi bob"])
+        .await
+        .unwrap();
+    assert_eq!(
+        b.receive_messages(&room(), &to_b).await.unwrap(),
+        vec![(alice.clone(), b"hi bob".to_vec())]
+    );
+    let to_a = b
+        .send_messages(&room(), &bob, &[b"hi alice"])
+        .await
+        .unwrap();
+    match a.process_incoming(&room(), &to_a[0]).await.unwrap() {
+        Incoming::Application { sender, payload } => {
+            assert_eq!(sender, bob);
+            assert_eq!(payload, b"hi alice");
+        }
+        other => panic!("expected a message, got {other:?}"),
+    }
+
+    // a commit by the remote member is processed through the room core
+    let update = b.self_update(&room(), &bob).await.unwrap();
+    b.confirm_commit(&room(), &bob).await.unwrap();
+    match a.process_incoming(&room(), &update.commit).await.unwrap() {
+        Incoming::Commit { state } => assert_eq!(state.epoch, 3),
+        other => panic!("expected a commit, got {other:?}"),
+    }
+    let to_b = a
+        .send_messages(&room(), &alice, &[b"epoch 3"])
+        .await
+        .unwrap();
+    assert_eq!(
+        b.receive_messages(&room(), &to_b).await.unwrap()[0].1,
+        b"epoch 3"
+    );
+}
+
+/// alice (a.example) adds mallory, a client driven with openmls directly.
+async fn room_with_raw_member(a: &ProxyMls) -> (ClientUri, RawClient) {
+    let alice = client("mimi://a.example/d/alice/bridge");
+    a.create_client(&alice).await.unwrap();
+    a.create_room(&room(), &alice, ADMIN).await.unwrap();
+    let mut mallory = RawClient::new("mimi://b.example/d/mallory/laptop");
+    let out = a
+        .add_users(
+            &room(),
+            &alice,
+            &[UserAddition {
+                user: user("mimi://b.example/u/mallory"),
+                role: ADMIN,
+                key_packages: vec![mallory.key_package()],
+            }],
+        )
+        .await
+        .unwrap();
+    a.confirm_commit(&room(), &alice).await.unwrap();
+    mallory.join(out.welcome.as_ref().unwrap());
+    (alice, mallory)
+}
+
+async fn assert_unchanged(a: &ProxyMls, epoch: u64) {
+    let state = a.room_state(&room()).await.unwrap();
+    assert_eq!(state.epoch, epoch, "the rejected commit changed nothing");
+    let g = room_groups::get(a.store().pool(), room().as_str())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(g.epoch as u64, epoch);
+}
+
+async fn an_invalid_participant_list_update_is_rejected(db: TestDb) {
+    let a = engine(&db, "a.example").await;
+    let (alice, mut mallory) = room_with_raw_member(&a).await;
+    let cp = ComponentCodePoints::default();
+    // removes index 7 of a two-entry list
+    let bad = vec![0x00, 0x04, 0x07, 0x00, 0x00, 0x00, 0x00];
+    let commit = mallory.commit(
+        vec![Proposal::AppDataUpdate(Box::new(
+            AppDataUpdateProposal::update(cp.participant_list, bad.clone()),
+        ))],
+        vec![],
+        Some((cp.participant_list, bad)),
+    );
+    let err = a.process_incoming(&room(), &commit).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            MlsError::InvalidRoomState { .. } | MlsError::Rejected { .. }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("participant"), "{err}");
+    assert_unchanged(&a, 1).await;
+
+    // garbage bytes are rejected as well
+    let commit = mallory.commit(
+        vec![Proposal::AppDataUpdate(Box::new(
+            AppDataUpdateProposal::update(cp.participant_list, vec![0xff; 3]),
+        ))],
+        vec![],
+        Some((cp.participant_list, vec![0xff; 3])),
+    );
+    assert!(a.process_incoming(&room(), &commit).await.is_err());
+    assert_unchanged(&a, 1).await;
+    // the room still works: mallory reads alice's next message
+    let sent = a
+        .send_messages(&room(), &alice, &[b"still here"])
+        .await
+        .unwrap();
+    assert_eq!(mallory.decrypt(&sent[0]), b"still here");
+}
+
+async fn an_add_for_a_non_participant_is_rejected(db: TestDb) {
+    let a = engine(&db, "a.example").await;
+    let (_alice, mut mallory) = room_with_raw_member(&a).await;
+    let eve = RawClient::new("mimi://b.example/d/eve/phone");
+    let commit = mallory.commit(vec![], vec![parse_kp(&eve.key_package())], None);
+    let err = a.process_incoming(&room(), &commit).await.unwrap_err();
+    match &err {
+        MlsError::Rejected { rejection, .. } => {
+            assert!(
+                matches!(rejection.code, RejectCode::InvalidProposal { .. }),
+                "{err}"
+            );
+            assert!(rejection.reason.contains("eve"), "{err}");
+        }
+        other => panic!("expected a rejection, got {other}"),
+    }
+    assert_unchanged(&a, 1).await;
+}
+
+async fn a_crash_after_the_mls_step_leaves_a_retryable_state(db: TestDb) {
+    let a = engine(&db, "a.example").await;
+    let alice = client("mimi://a.example/d/alice/bridge");
+    let carol = client("mimi://a.example/d/carol/bridge");
+    a.create_client(&alice).await.unwrap();
+    a.create_client(&carol).await.unwrap();
+    a.create_room(&room(), &alice, ADMIN).await.unwrap();
+    let addition = UserAddition {
+        user: user("mimi://a.example/u/carol"),
+        role: ORDINARY,
+        key_packages: vec![a.key_package(&carol).await.unwrap()],
+    };
+    for point in mimi_bridge::mls::FAULT_POINTS {
+        a.inject_fault(point);
+        let err = a
+            .add_users(&room(), &alice, std::slice::from_ref(&addition))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, MlsError::Injected(p) if p == *point), "{err}");
+        assert!(
+            pending_commits::get(a.store().pool(), room().as_str(), alice.as_str())
+                .await
+                .unwrap()
+                .is_none(),
+            "no pending commit after a crash at {point}"
+        );
+        assert!(
+            outbox::pending(a.store().pool(), None)
+                .await
+                .unwrap()
+                .is_empty(),
+            "nothing queued"
+        );
+        assert_eq!(a.room_state(&room()).await.unwrap().epoch, 0);
+    }
+    // the retry goes through, and exactly one commit is queued for the hub
+    a.add_users(&room(), &alice, &[addition]).await.unwrap();
+    let queued = outbox::pending(a.store().pool(), None).await.unwrap();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].kind, "commit");
+    a.confirm_commit(&room(), &alice).await.unwrap();
+
+    // a crash while sending: nothing queued, ratchet not advanced in the store; the retry works
+    a.inject_fault("before-commit");
+    assert!(a.send_messages(&room(), &carol, &[b"lost?"]).await.is_err());
+    assert_eq!(
+        outbox::pending(a.store().pool(), None).await.unwrap().len(),
+        1
+    );
+    let sent = a
+        .send_messages(&room(), &carol, &[b"retried"])
+        .await
+        .unwrap();
+    assert_eq!(
+        a.receive_messages(&room(), &sent).await.unwrap()[0].1,
+        b"retried"
+    );
+}
+
+async fn a_crash_before_commit_of_a_confirmation_is_retried_after_restart(db: TestDb) {
+    let carol;
+    {
+        let a = engine(&db, "a.example").await;
+        let alice = client("mimi://a.example/d/alice/bridge");
+        carol = client("mimi://a.example/d/carol/bridge");
+        a.create_client(&alice).await.unwrap();
+        a.create_client(&carol).await.unwrap();
+        a.create_room(&room(), &alice, ADMIN).await.unwrap();
+        let kp = a.key_package(&carol).await.unwrap();
+        a.add_users(
+            &room(),
+            &alice,
+            &[UserAddition {
+                user: user("mimi://a.example/u/carol"),
+                role: ORDINARY,
+                key_packages: vec![kp],
+            }],
+        )
+        .await
+        .unwrap();
+        a.inject_fault("before-commit");
+        assert!(a.confirm_commit(&room(), &alice).await.is_err());
+        a.store().close().await;
+    }
+    let a = engine(&db, "a.example").await;
+    let alice = client("mimi://a.example/d/alice/bridge");
+    assert_eq!(
+        a.room_state(&room()).await.unwrap().epoch,
+        0,
+        "the merge was not stored"
+    );
+    let state = a.confirm_commit(&room(), &alice).await.unwrap();
+    assert_eq!(state.epoch, 1);
+    let sent = a
+        .send_messages(&room(), &carol, &[b"joined after all"])
+        .await
+        .unwrap();
+    assert_eq!(
+        a.receive_messages(&room(), &sent).await.unwrap()[0].0,
+        carol
+    );
+}
+
+async fn a_removed_user_loses_all_clients_in_one_commit(db: TestDb) {
+    let a = engine(&db, "a.example").await;
+    let (alice, carol) = room_with_two_local_clients(&a).await;
+    let carol_phone = client("mimi://a.example/d/carol/phone");
+    a.create_client(&carol_phone).await.unwrap();
+    let gi = a.group_info(&room()).await.unwrap();
+    a.join_by_external_commit(&room(), &carol_phone, &gi)
+        .await
+        .unwrap();
+    let state = a.room_state(&room()).await.unwrap();
+    assert_eq!(
+        state
+            .active_clients(&user("mimi://a.example/u/carol"))
+            .len(),
+        2
+    );
+
+    a.remove_user(&room(), &alice, &user("mimi://a.example/u/carol"), true)
+        .await
+        .unwrap();
+    let state = a.confirm_commit(&room(), &alice).await.unwrap();
+    assert_eq!(
+        state
+            .participants
+            .role_of(&user("mimi://a.example/u/carol")),
+        1,
+        "banned"
+    );
+    assert!(
+        state
+            .active_clients(&user("mimi://a.example/u/carol"))
+            .is_empty()
+    );
+    assert_eq!(state.members.len(), 1);
+    let err = a
+        .send_messages(&room(), &carol, &[b"let me in"])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MlsError::NotAMember { .. }), "{err}");
+}
+
+async fn a_participants_second_device_joins_by_external_commit(db: TestDb) {
+    let db_b = TestDb::sqlite();
+    let a = engine(&db, "a.example").await;
+    let b = engine(&db_b, "b.example").await;
+    let alice = client("mimi://a.example/d/alice/bridge");
+    a.create_client(&alice).await.unwrap();
+    a.create_room(&room(), &alice, ADMIN).await.unwrap();
+    let bob = client("mimi://b.example/d/bob/bridge");
+    let bob_phone = client("mimi://b.example/d/bob/phone");
+    b.create_client(&bob).await.unwrap();
+    b.create_client(&bob_phone).await.unwrap();
+    let out = a
+        .add_users(
+            &room(),
+            &alice,
+            &[UserAddition {
+                user: user("mimi://b.example/u/bob"),
+                role: ORDINARY,
+                key_packages: vec![b.key_package(&bob).await.unwrap()],
+            }],
+        )
+        .await
+        .unwrap();
+    a.confirm_commit(&room(), &alice).await.unwrap();
+    b.join_from_welcome(&room(), out.welcome.as_ref().unwrap())
+        .await
+        .unwrap();
+
+    let gi = a.group_info(&room()).await.unwrap();
+    let joined = b
+        .join_by_external_commit(&room(), &bob_phone, &gi)
+        .await
+        .unwrap();
+    match a.process_incoming(&room(), &joined.commit).await.unwrap() {
+        Incoming::Commit { state } => {
+            assert_eq!(
+                state.active_clients(&user("mimi://b.example/u/bob")).len(),
+                2
+            );
+        }
+        other => panic!("expected a commit, got {other:?}"),
+    }
+    // a stranger cannot join the same way
+    let stranger = client("mimi://b.example/d/zed/phone");
+    b.create_client(&stranger).await.unwrap();
+    let gi = a.group_info(&room()).await.unwrap();
+    let err = b
+        .join_by_external_commit(&room(), &stranger, &gi)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MlsError::Rejected { .. }), "{err}");
+    let to_phone = a
+        .send_messages(&room(), &alice, &[b"hello phone"])
+        .await
+        .unwrap();
+    assert_eq!(
+        b.receive_messages(&room(), &to_phone).await.unwrap()[0].1,
+        b"hello phone"
+    );
+}
+
+async fn key_packages_are_single_use_and_replenished(db: TestDb) {
+    let a = engine(&db, "a.example").await;
+    let carol = client("mimi://a.example/d/carol/bridge");
+    a.create_client(&carol).await.unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..10 {
+        let kp = a.key_package(&carol).await.unwrap();
+        assert!(seen.insert(kp), "a key package was handed out twice");
+    }
+    let (left, last_resort) =
+        mimi_bridge::store::key_packages::available(a.store().pool(), carol.as_str())
+            .await
+            .unwrap();
+    assert!(left >= 1, "the pool is refilled");
+    assert!(last_resort);
+}
