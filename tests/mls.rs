@@ -3,16 +3,13 @@
 mod common;
 
 use common::TestDb;
-use mimi_bridge::mls::group_config::{CIPHERSUITE, join_config, leaf_capabilities};
+use mimi_bridge::mls::bare_member::{BareMember, parse_key_package};
 use mimi_bridge::mls::{Incoming, MlsError, ProxyMls, StateKey, UserAddition};
 use mimi_bridge::room::code_points::ComponentCodePoints;
 use mimi_bridge::room::validation::RejectCode;
 use mimi_bridge::store::{Store, StoreOptions, outbox, pending_commits, room_groups};
 use mimi_bridge::uri::{ClientUri, ProviderId, RoomUri, UserUri};
-use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
 use openmls::prelude::*;
-use openmls_basic_credential::SignatureKeyPair;
-use openmls_rust_crypto::OpenMlsRustCrypto;
 
 const ADMIN: u32 = 3;
 const ORDINARY: u32 = 2;
@@ -69,123 +66,6 @@ async fn room_with_two_local_clients(a: &ProxyMls) -> (ClientUri, ClientUri) {
     (alice, carol)
 }
 
-/// A client outside any daemon, driven with openmls directly, to send what a bridge never would.
-struct RawClient {
-    provider: OpenMlsRustCrypto,
-    signer: SignatureKeyPair,
-    credential: CredentialWithKey,
-    group: Option<MlsGroup>,
-}
-
-impl RawClient {
-    fn new(uri: &str) -> RawClient {
-        let provider = OpenMlsRustCrypto::default();
-        let signer = SignatureKeyPair::new(CIPHERSUITE.signature_algorithm()).unwrap();
-        signer.store(provider.storage()).unwrap();
-        let credential = CredentialWithKey {
-            credential: BasicCredential::new(uri.as_bytes().to_vec()).into(),
-            signature_key: signer.public().into(),
-        };
-        RawClient {
-            provider,
-            signer,
-            credential,
-            group: None,
-        }
-    }
-
-    fn key_package(&self) -> Vec<u8> {
-        KeyPackage::builder()
-            .leaf_node_capabilities(leaf_capabilities())
-            .build(
-                CIPHERSUITE,
-                &self.provider,
-                &self.signer,
-                self.credential.clone(),
-            )
-            .unwrap()
-            .key_package()
-            .tls_serialize_detached()
-            .unwrap()
-    }
-
-    fn join(&mut self, welcome: &[u8]) {
-        let MlsMessageBodyIn::Welcome(w) = MlsMessageIn::tls_deserialize_exact(welcome)
-            .unwrap()
-            .extract()
-        else {
-            panic!("not a Welcome")
-        };
-        let group = StagedWelcome::new_from_welcome(&self.provider, &join_config(), w, None)
-            .unwrap()
-            .into_group(&self.provider)
-            .unwrap();
-        self.group = Some(group);
-    }
-
-    fn decrypt(&mut self, message: &[u8]) -> Vec<u8> {
-        let group = self.group.as_mut().unwrap();
-        let msg = MlsMessageIn::tls_deserialize_exact(message)
-            .unwrap()
-            .try_into_protocol_message()
-            .unwrap();
-        match group
-            .process_message(&self.provider, msg)
-            .unwrap()
-            .into_content()
-        {
-            ProcessedMessageContent::ApplicationMessage(app) => app.into_bytes(),
-            other => panic!("expected an application message, got {other:?}"),
-        }
-    }
-
-    /// A commit carrying `proposals` by value, with `dictionary` as the new app data.
-    fn commit(
-        &mut self,
-        proposals: Vec<Proposal>,
-        adds: Vec<KeyPackage>,
-        set: Option<(u16, Vec<u8>)>,
-    ) -> Vec<u8> {
-        let group = self.group.as_mut().unwrap();
-        let mut stage = group
-            .commit_builder()
-            .add_proposals(proposals)
-            .propose_adds(adds)
-            .load_psks(self.provider.storage())
-            .unwrap();
-        if let Some((id, data)) = set {
-            let mut updater = stage.app_data_dictionary_updater();
-            updater.set(openmls::component::ComponentData::from_parts(
-                id,
-                data.into(),
-            ));
-            let changes = updater.changes();
-            stage.with_app_data_dictionary_updates(changes);
-        }
-        let bundle = stage
-            .build(
-                self.provider.rand(),
-                self.provider.crypto(),
-                &self.signer,
-                |_| true,
-            )
-            .unwrap()
-            .stage_commit(&self.provider)
-            .unwrap();
-        bundle.commit().tls_serialize_detached().unwrap()
-    }
-}
-
-fn parse_kp(bytes: &[u8]) -> KeyPackage {
-    KeyPackageIn::tls_deserialize_exact(bytes)
-        .unwrap()
-        .validate(
-            &openmls_rust_crypto::RustCrypto::default(),
-            ProtocolVersion::Mls10,
-        )
-        .unwrap()
-}
-
 both_backends!(
     two_proxy_clients_of_one_daemon_share_a_group,
     a_reopened_daemon_continues_the_conversation,
@@ -197,6 +77,7 @@ both_backends!(
     a_removed_user_loses_all_clients_in_one_commit,
     a_participants_second_device_joins_by_external_commit,
     key_packages_are_single_use_and_replenished,
+    a_commit_the_hub_refuses_is_discarded,
 );
 
 async fn two_proxy_clients_of_one_daemon_share_a_group(db: TestDb) {
@@ -355,11 +236,11 @@ async fn a_remote_member_joins_and_messages_flow_both_ways(db: TestDb) {
 }
 
 /// alice (a.example) adds mallory, a client driven with openmls directly.
-async fn room_with_raw_member(a: &ProxyMls) -> (ClientUri, RawClient) {
+async fn room_with_raw_member(a: &ProxyMls) -> (ClientUri, BareMember) {
     let alice = client("mimi://a.example/d/alice/bridge");
     a.create_client(&alice).await.unwrap();
     a.create_room(&room(), &alice, ADMIN).await.unwrap();
-    let mut mallory = RawClient::new("mimi://b.example/d/mallory/laptop");
+    let mut mallory = BareMember::new("mimi://b.example/d/mallory/laptop");
     let out = a
         .add_users(
             &room(),
@@ -373,7 +254,7 @@ async fn room_with_raw_member(a: &ProxyMls) -> (ClientUri, RawClient) {
         .await
         .unwrap();
     a.confirm_commit(&room(), &alice).await.unwrap();
-    mallory.join(out.welcome.as_ref().unwrap());
+    mallory.join(out.welcome.as_ref().unwrap()).unwrap();
     (alice, mallory)
 }
 
@@ -399,6 +280,7 @@ async fn an_invalid_participant_list_update_is_rejected(db: TestDb) {
         ))],
         vec![],
         Some((cp.participant_list, bad)),
+        false,
     );
     let err = a.process_incoming(&room(), &commit).await.unwrap_err();
     assert!(
@@ -418,6 +300,7 @@ async fn an_invalid_participant_list_update_is_rejected(db: TestDb) {
         ))],
         vec![],
         Some((cp.participant_list, vec![0xff; 3])),
+        false,
     );
     assert!(a.process_incoming(&room(), &commit).await.is_err());
     assert_unchanged(&a, 1).await;
@@ -426,14 +309,19 @@ async fn an_invalid_participant_list_update_is_rejected(db: TestDb) {
         .send_messages(&room(), &alice, &[b"still here"])
         .await
         .unwrap();
-    assert_eq!(mallory.decrypt(&sent[0]), b"still here");
+    assert_eq!(mallory.process(&sent[0]).unwrap().unwrap(), b"still here");
 }
 
 async fn an_add_for_a_non_participant_is_rejected(db: TestDb) {
     let a = engine(&db, "a.example").await;
     let (_alice, mut mallory) = room_with_raw_member(&a).await;
-    let eve = RawClient::new("mimi://b.example/d/eve/phone");
-    let commit = mallory.commit(vec![], vec![parse_kp(&eve.key_package())], None);
+    let eve = BareMember::new("mimi://b.example/d/eve/phone");
+    let commit = mallory.commit(
+        vec![],
+        vec![parse_key_package(&eve.key_package()).unwrap()],
+        None,
+        false,
+    );
     let err = a.process_incoming(&room(), &commit).await.unwrap_err();
     match &err {
         MlsError::Rejected { rejection, .. } => {
@@ -668,4 +556,55 @@ async fn key_packages_are_single_use_and_replenished(db: TestDb) {
             .unwrap();
     assert!(left >= 1, "the pool is refilled");
     assert!(last_resort);
+}
+
+async fn a_commit_the_hub_refuses_is_discarded(db: TestDb) {
+    let a = engine(&db, "a.example").await;
+    let (alice, carol) = room_with_two_local_clients(&a).await;
+    let dave = client("mimi://a.example/d/dave/bridge");
+    a.create_client(&dave).await.unwrap();
+    let kp = a.key_package(&dave).await.unwrap();
+    let addition = UserAddition {
+        user: user("mimi://a.example/u/dave"),
+        role: ORDINARY,
+        key_packages: vec![kp],
+    };
+    a.add_users(&room(), &alice, std::slice::from_ref(&addition))
+        .await
+        .unwrap();
+    let err = a
+        .add_users(&room(), &alice, std::slice::from_ref(&addition))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("already has a commit waiting"),
+        "{err}"
+    );
+    a.discard_commit(&room(), &alice).await.unwrap();
+    assert!(
+        pending_commits::get(a.store().pool(), room().as_str(), alice.as_str())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let err = a.confirm_commit(&room(), &alice).await.unwrap_err();
+    assert!(matches!(err, MlsError::NoPendingCommit { .. }), "{err}");
+    let state = a.room_state(&room()).await.unwrap();
+    assert_eq!(state.epoch, 1);
+    assert!(
+        !state
+            .participants
+            .contains(&user("mimi://a.example/u/dave"))
+    );
+    // the room goes on: another member commits and messages flow
+    a.self_update(&room(), &carol).await.unwrap();
+    assert_eq!(a.confirm_commit(&room(), &carol).await.unwrap().epoch, 2);
+    let sent = a
+        .send_messages(&room(), &alice, &[b"after the refusal"])
+        .await
+        .unwrap();
+    assert_eq!(
+        a.receive_messages(&room(), &sent).await.unwrap()[0].1,
+        b"after the refusal"
+    );
 }

@@ -102,6 +102,8 @@ struct Opened {
     group: MlsGroup,
     epoch: i64,
     next_seq: i64,
+    /// The Welcome a dormant member joined from in this operation (its blob may go).
+    released_welcome: Option<Vec<u8>>,
 }
 
 /// The engine. Cheap to share behind an `Arc`; holds no MLS state between operations.
@@ -207,6 +209,17 @@ impl ProxyMls {
         Ok(kp)
     }
 
+    /// One key package of each of many local clients, in one transaction.
+    pub async fn key_packages(&self, clients: &[ClientUri]) -> Result<Vec<Vec<u8>>, MlsError> {
+        let mut tx = self.store.begin().await?;
+        let mut out = Vec::with_capacity(clients.len());
+        for client in clients {
+            out.push(clients::take_key_package(&mut tx, &self.key, client, self.pool_size).await?);
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
     /// The signing identity this provider uses as an MLS external sender (the hub of its rooms).
     pub async fn server_sender(&self) -> Result<ExternalSender, MlsError> {
         let mut tx = self.store.begin().await?;
@@ -262,7 +275,7 @@ impl ProxyMls {
                 client: client.to_string(),
             })?;
         let ws = WorkingSet::load(&mut *tx, client.as_str(), &self.key).await?;
-        let (group, epoch, next_seq) = if record.dormant {
+        let (group, epoch, next_seq, released_welcome) = if record.dormant {
             let hash = record.welcome_hash.ok_or_else(|| {
                 MlsError::Corrupt(format!("{client} in {room} is dormant without a Welcome"))
             })?;
@@ -271,14 +284,14 @@ impl ProxyMls {
             })?;
             let group = join_welcome(&ws, &bytes)?;
             let epoch = group.epoch().as_u64() as i64;
-            (group, epoch, 0)
+            (group, epoch, 0, Some(hash))
         } else {
             let group = MlsGroup::load(ws.provider().storage(), &GroupId::from_slice(group_id))
                 .during("load group")?
                 .ok_or_else(|| {
                     MlsError::Corrupt(format!("{client} has no stored group for {room}"))
                 })?;
-            (group, record.state_epoch, record.next_seq)
+            (group, record.state_epoch, record.next_seq, None)
         };
         let mut opened = Opened {
             identity,
@@ -286,6 +299,7 @@ impl ProxyMls {
             group,
             epoch,
             next_seq,
+            released_welcome,
         };
         self.catch_up(tx, room, &mut opened).await?;
         Ok(opened)
@@ -401,6 +415,22 @@ impl ProxyMls {
             },
         )
         .await?;
+        if let Some(hash) = m.released_welcome.take() {
+            mls_blobs::delete_if_unreferenced(&mut *tx, &hash).await?;
+        }
+        self.prune_log(tx, room).await?;
+        Ok(())
+    }
+
+    /// Drops the room log before the epoch every local member has reached, with its blobs.
+    async fn prune_log(&self, tx: &mut AnyConnection, room: &RoomUri) -> Result<(), MlsError> {
+        let Some(min_epoch) = room_proxy_members::min_state_epoch(&mut *tx, room.as_str()).await?
+        else {
+            return Ok(());
+        };
+        for hash in room_log::prune_before(&mut *tx, room.as_str(), min_epoch).await? {
+            mls_blobs::delete_if_unreferenced(&mut *tx, &hash).await?;
+        }
         Ok(())
     }
 
@@ -491,6 +521,7 @@ impl ProxyMls {
             group,
             epoch: 0,
             next_seq: 0,
+            released_welcome: None,
         };
         self.save_member(&mut tx, room, &mut opened).await?;
         self.fault("before-commit")?;
@@ -874,6 +905,9 @@ impl ProxyMls {
         }
         self.drop_removed_members(&mut tx, room, &m.group).await?;
         pending_commits::delete(&mut *tx, room.as_str(), committer.as_str()).await?;
+        if let Some(hash) = &pending.welcome_hash {
+            mls_blobs::delete_if_unreferenced(&mut *tx, hash).await?;
+        }
         let state = room_sync::room_state(&m.group, room, &self.cp)?;
         self.record_room_state(&mut tx, room, rg.epoch, &state)
             .await?;
@@ -892,6 +926,7 @@ impl ProxyMls {
         let _guard = self.lock_room(room).await;
         let mut tx = self.store.begin().await?;
         let rg = self.room_group(&mut tx, room).await?;
+        let pending = pending_commits::get(&mut *tx, room.as_str(), committer.as_str()).await?;
         let mut m = self
             .open_member(&mut tx, room, &rg.group_id, committer)
             .await?;
@@ -899,6 +934,11 @@ impl ProxyMls {
             .clear_pending_commit(m.ws.provider().storage())
             .during("clear pending commit")?;
         pending_commits::delete(&mut *tx, room.as_str(), committer.as_str()).await?;
+        if let Some(pending) = &pending {
+            for hash in std::iter::once(&pending.commit_hash).chain(pending.welcome_hash.iter()) {
+                mls_blobs::delete_if_unreferenced(&mut *tx, hash).await?;
+            }
+        }
         self.save_member(&mut tx, room, &mut m).await?;
         tx.commit().await?;
         Ok(())
@@ -1058,6 +1098,7 @@ impl ProxyMls {
                     group,
                     epoch,
                     next_seq: 0,
+                    released_welcome: None,
                 };
                 self.save_member(&mut tx, room, &mut m).await?;
                 for joiner in &joiners[1..] {
@@ -1185,6 +1226,7 @@ impl ProxyMls {
             group,
             epoch,
             next_seq: 0,
+            released_welcome: None,
         };
         self.save_member(&mut tx, room, &mut m).await?;
         self.fault("before-commit")?;

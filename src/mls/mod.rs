@@ -6,6 +6,7 @@
 //! - [`room_sync`]: room state in the GroupContext, AppDataUpdate through the room core;
 //! - [`engine`]: the operations, each one database transaction.
 
+pub mod bare_member;
 pub mod clients;
 pub mod engine;
 pub mod error;

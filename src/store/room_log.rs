@@ -84,3 +84,29 @@ pub async fn since<'e>(
         .collect::<Result<_, sqlx::Error>>()
         .map_err(StoreError::from)
 }
+
+/// Deletes the entries of epochs before `epoch` (every local member is past them) and returns
+/// their message hashes, so that unreferenced blobs can be dropped.
+pub async fn prune_before(
+    conn: &mut sqlx::AnyConnection,
+    room_id: &str,
+    epoch: i64,
+) -> Result<Vec<Vec<u8>>, StoreError> {
+    let rows = sqlx::query("SELECT message_hash FROM room_log WHERE room_id = $1 AND epoch < $2")
+        .bind(room_id)
+        .bind(epoch)
+        .fetch_all(&mut *conn)
+        .await?;
+    let hashes = rows
+        .into_iter()
+        .map(|r| r.try_get::<Vec<u8>, _>("message_hash"))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !hashes.is_empty() {
+        sqlx::query("DELETE FROM room_log WHERE room_id = $1 AND epoch < $2")
+            .bind(room_id)
+            .bind(epoch)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(hashes)
+}

@@ -90,3 +90,16 @@ pub async fn delete<'e>(
         .await?;
     Ok(())
 }
+
+/// The lowest epoch any local member's stored state is at: the room log is needed from there.
+pub async fn min_state_epoch<'e>(
+    db: impl AnyExecutor<'e>,
+    room_id: &str,
+) -> Result<Option<i64>, StoreError> {
+    let row =
+        sqlx::query("SELECT MIN(state_epoch) AS e FROM room_proxy_members WHERE room_id = $1")
+            .bind(room_id)
+            .fetch_one(db)
+            .await?;
+    Ok(row.try_get::<Option<i64>, _>("e")?)
+}

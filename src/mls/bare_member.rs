@@ -1,0 +1,181 @@
+//! A group member driven by openmls alone, with in-memory storage and none of the bridge's
+//! checks. Tests and benchmarks use it as a remote peer: the reference for "bare openmls", and
+//! a member that can send what a bridge never would (invalid room-state updates, Adds of
+//! non-participants).
+
+use openmls::component::ComponentData;
+use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
+use openmls::prelude::*;
+use openmls_basic_credential::SignatureKeyPair;
+use openmls_rust_crypto::OpenMlsRustCrypto;
+
+use super::group_config::{CIPHERSUITE, join_config, leaf_capabilities};
+
+pub struct BareMember {
+    pub provider: OpenMlsRustCrypto,
+    pub signer: SignatureKeyPair,
+    pub credential: CredentialWithKey,
+    pub group: Option<MlsGroup>,
+}
+
+impl BareMember {
+    /// A member whose credential is `client_uri`.
+    pub fn new(client_uri: &str) -> BareMember {
+        let provider = OpenMlsRustCrypto::default();
+        let signer = SignatureKeyPair::new(CIPHERSUITE.signature_algorithm())
+            .expect("Ed25519 key generation does not fail");
+        signer
+            .store(provider.storage())
+            .expect("memory storage does not fail");
+        let credential = CredentialWithKey {
+            credential: BasicCredential::new(client_uri.as_bytes().to_vec()).into(),
+            signature_key: signer.public().into(),
+        };
+        BareMember {
+            provider,
+            signer,
+            credential,
+            group: None,
+        }
+    }
+
+    /// A fresh TLS-encoded KeyPackage.
+    pub fn key_package(&self) -> Vec<u8> {
+        self.key_package_struct()
+            .tls_serialize_detached()
+            .expect("a key package encodes")
+    }
+
+    pub fn key_package_struct(&self) -> KeyPackage {
+        KeyPackage::builder()
+            .leaf_node_capabilities(leaf_capabilities())
+            .build(
+                CIPHERSUITE,
+                &self.provider,
+                &self.signer,
+                self.credential.clone(),
+            )
+            .expect("a key package builds")
+            .key_package()
+            .clone()
+    }
+
+    /// Joins from a TLS-encoded Welcome message.
+    pub fn join(&mut self, welcome: &[u8]) -> Result<(), String> {
+        let message = MlsMessageIn::tls_deserialize_exact(welcome).map_err(|e| e.to_string())?;
+        let MlsMessageBodyIn::Welcome(w) = message.extract() else {
+            return Err("not a Welcome".into());
+        };
+        let group = StagedWelcome::new_from_welcome(&self.provider, &join_config(), w, None)
+            .map_err(|e| format!("{e:?}"))?
+            .into_group(&self.provider)
+            .map_err(|e| format!("{e:?}"))?;
+        self.group = Some(group);
+        Ok(())
+    }
+
+    pub fn group(&mut self) -> &mut MlsGroup {
+        self.group.as_mut().expect("the member has joined")
+    }
+
+    /// Encrypts an application message.
+    pub fn encrypt(&mut self, payload: &[u8]) -> Vec<u8> {
+        let group = self.group.as_mut().expect("the member has joined");
+        group
+            .create_message(&self.provider, &self.signer, payload)
+            .expect("encrypt")
+            .tls_serialize_detached()
+            .expect("encode")
+    }
+
+    /// Processes a message: the plaintext of an application message; commits are merged.
+    pub fn process(&mut self, message: &[u8]) -> Result<Option<Vec<u8>>, String> {
+        let group = self.group.as_mut().expect("the member has joined");
+        let msg = MlsMessageIn::tls_deserialize_exact(message)
+            .map_err(|e| e.to_string())?
+            .try_into_protocol_message()
+            .map_err(|e| format!("{e:?}"))?;
+        let processed = group
+            .process_message(&self.provider, msg)
+            .map_err(|e| format!("{e:?}"))?;
+        match processed.into_content() {
+            ProcessedMessageContent::ApplicationMessage(app) => Ok(Some(app.into_bytes())),
+            ProcessedMessageContent::StagedCommitMessage(staged) => {
+                group
+                    .merge_staged_commit(&self.provider, *staged)
+                    .map_err(|e| format!("{e:?}"))?;
+                Ok(None)
+            }
+            other => Err(format!("unexpected {other:?}")),
+        }
+    }
+
+    /// A commit with `proposals` by value and `adds`, setting component `set` to the given
+    /// bytes in the GroupContext. With `merge`, the member moves to the new epoch at once (as
+    /// if the hub had accepted it); without, the commit is dropped after it is made (for
+    /// commits a peer must reject).
+    pub fn commit(
+        &mut self,
+        proposals: Vec<Proposal>,
+        adds: Vec<KeyPackage>,
+        set: Option<(u16, Vec<u8>)>,
+        merge: bool,
+    ) -> Vec<u8> {
+        let group = self.group.as_mut().expect("the member has joined");
+        let mut stage = group
+            .commit_builder()
+            .add_proposals(proposals)
+            .propose_adds(adds)
+            .load_psks(self.provider.storage())
+            .expect("psks");
+        if let Some((id, data)) = set {
+            let mut updater = stage.app_data_dictionary_updater();
+            updater.set(ComponentData::from_parts(id, data.into()));
+            let changes = updater.changes();
+            stage.with_app_data_dictionary_updates(changes);
+        }
+        let bundle = stage
+            .build(
+                self.provider.rand(),
+                self.provider.crypto(),
+                &self.signer,
+                |_| true,
+            )
+            .expect("build commit")
+            .stage_commit(&self.provider)
+            .expect("stage commit");
+        let bytes = bundle
+            .commit()
+            .tls_serialize_detached()
+            .expect("encode commit");
+        if merge {
+            group
+                .merge_pending_commit(&self.provider)
+                .expect("merge own commit");
+        } else {
+            group
+                .clear_pending_commit(self.provider.storage())
+                .expect("clear commit");
+        }
+        bytes
+    }
+
+    /// The component's bytes in the current GroupContext.
+    pub fn component(&mut self, id: u16) -> Option<Vec<u8>> {
+        self.group()
+            .extensions()
+            .app_data_dictionary()
+            .and_then(|d| d.dictionary().get(&id).map(<[u8]>::to_vec))
+    }
+}
+
+/// Parses and validates a TLS-encoded KeyPackage.
+pub fn parse_key_package(bytes: &[u8]) -> Result<KeyPackage, String> {
+    KeyPackageIn::tls_deserialize_exact(bytes)
+        .map_err(|e| e.to_string())?
+        .validate(
+            &openmls_rust_crypto::RustCrypto::default(),
+            ProtocolVersion::Mls10,
+        )
+        .map_err(|e| format!("{e:?}"))
+}
