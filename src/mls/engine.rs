@@ -906,7 +906,7 @@ impl ProxyMls {
         self.drop_removed_members(&mut tx, room, &m.group).await?;
         pending_commits::delete(&mut *tx, room.as_str(), committer.as_str()).await?;
         if let Some(hash) = &pending.welcome_hash {
-            mls_blobs::delete_if_unreferenced(&mut *tx, hash).await?;
+            mls_blobs::delete_if_unreferenced(&mut tx, hash).await?;
         }
         let state = room_sync::room_state(&m.group, room, &self.cp)?;
         self.record_room_state(&mut tx, room, rg.epoch, &state)
@@ -936,7 +936,7 @@ impl ProxyMls {
         pending_commits::delete(&mut *tx, room.as_str(), committer.as_str()).await?;
         if let Some(pending) = &pending {
             for hash in std::iter::once(&pending.commit_hash).chain(pending.welcome_hash.iter()) {
-                mls_blobs::delete_if_unreferenced(&mut *tx, hash).await?;
+                mls_blobs::delete_if_unreferenced(&mut tx, hash).await?;
             }
         }
         self.save_member(&mut tx, room, &mut m).await?;
