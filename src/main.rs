@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use mimi_bridge::config::{Config, LogFormat};
+use mimi_bridge::mls::ProxyMls;
 use mimi_bridge::server::{AppState, Server, shutdown_signal};
 use mimi_bridge::store::Store;
 
@@ -108,9 +109,19 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         schema = status.database,
         "store ready"
     );
+    let key = config.state_key().map_err(|e| format!("the MLS state key: {e}"))?;
+    let provider = mimi_bridge::uri::ProviderId::new(&config.provider.domain)?;
+    let mls = ProxyMls::new(
+        store.clone(),
+        key,
+        config.mimi.code_points.clone(),
+        provider,
+    )
+    .with_key_package_pool(config.mls.key_package_pool);
     let state = AppState {
         config: Arc::new(config),
         store: store.clone(),
+        mls: Arc::new(mls),
     };
     let server = Server::bind(state).await?;
     let addr = server.local_addr()?;

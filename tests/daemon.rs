@@ -21,6 +21,7 @@ impl Daemon {
             .args(args)
             .current_dir(cwd)
             .env("RUST_LOG", "info")
+            .env_remove("MIMI_BRIDGE_STATE_KEY")
             .env_remove("MIMI_BRIDGE_CONFIG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -156,6 +157,8 @@ async fn run_without_config_uses_sqlite_under_data() {
     let resp = reqwest::get(daemon.url("/health")).await.unwrap();
     assert_eq!(resp.status(), 200);
     assert!(dir.path().join("data/mimi-bridge.db").exists());
+    let key = std::fs::read_to_string(dir.path().join("data/state.key")).unwrap();
+    assert_eq!(key.trim().len(), 64, "a fresh 32-byte state key, in hex");
     let log = daemon.log();
     let status = daemon.stop("-TERM");
     assert!(status.success(), "{status}; log: {log:?}");
@@ -246,4 +249,20 @@ fn run_refuses_an_unusable_database_with_a_clear_error() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot create the database folder"), "{err}");
+}
+
+#[test]
+fn run_refuses_a_malformed_state_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = sqlite_config(dir.path());
+    let out = Command::new(BIN)
+        .args(["run", "--config", &config])
+        .current_dir(dir.path())
+        .env("MIMI_BRIDGE_STATE_KEY", "not-hex")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("MIMI_BRIDGE_STATE_KEY"), "{err}");
 }

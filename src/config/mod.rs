@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::mls::StateKey;
 use crate::room::code_points::ComponentCodePoints;
 use crate::store::{Backend, StoreOptions};
 use crate::uri::ProviderId;
@@ -21,6 +22,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub database: DatabaseConfig,
     pub mimi: MimiConfig,
+    pub mls: MlsConfig,
     pub log: LogConfig,
 }
 
@@ -85,6 +87,30 @@ pub struct MimiConfig {
     /// Component ids of the room state in the GroupContext; the drafts only suggest them.
     pub code_points: ComponentCodePoints,
 }
+
+/// The proxy MLS clients.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MlsConfig {
+    /// File with the 32-byte key (64 hex digits) that seals MLS secrets in the store; created
+    /// with a fresh random key (mode 0600) when missing. `MIMI_BRIDGE_STATE_KEY` (64 hex digits)
+    /// overrides it.
+    pub state_key_file: PathBuf,
+    /// Single-use key packages each proxy client keeps ready (plus one last-resort package).
+    pub key_package_pool: usize,
+}
+
+impl Default for MlsConfig {
+    fn default() -> Self {
+        MlsConfig {
+            state_key_file: PathBuf::from("data/state.key"),
+            key_package_pool: 8,
+        }
+    }
+}
+
+/// The environment variable that carries the state key instead of the key file.
+pub const STATE_KEY_ENV: &str = "MIMI_BRIDGE_STATE_KEY";
 
 /// Logging.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -186,6 +212,15 @@ impl Config {
         if let Err((field, reason)) = self.mimi.code_points.validate() {
             return Err(invalid(&format!("mimi.code_points.{field}"), reason));
         }
+        if self.mls.state_key_file.as_os_str().is_empty() {
+            return Err(invalid("mls.state_key_file", "must name a file".into()));
+        }
+        if !(1..=1000).contains(&self.mls.key_package_pool) {
+            return Err(invalid(
+                "mls.key_package_pool",
+                format!("must be between 1 and 1000, got {}", self.mls.key_package_pool),
+            ));
+        }
         tracing_subscriber::EnvFilter::try_new(&self.log.filter)
             .map_err(|e| invalid("log.filter", format!("is not a log filter: {e}")))?;
         Ok(())
@@ -193,6 +228,14 @@ impl Config {
 
     pub fn listen_addr(&self) -> Result<SocketAddr, std::net::AddrParseError> {
         self.server.listen.parse()
+    }
+
+    /// The state key: from `MIMI_BRIDGE_STATE_KEY`, else the key file (created when missing).
+    pub fn state_key(&self) -> Result<StateKey, String> {
+        match std::env::var(STATE_KEY_ENV) {
+            Ok(hex_key) => StateKey::from_hex(&hex_key).map_err(|e| format!("{STATE_KEY_ENV}: {e}")),
+            Err(_) => StateKey::load_or_create(&self.mls.state_key_file).map_err(|e| e.to_string()),
+        }
     }
 
     pub fn store_options(&self) -> StoreOptions {

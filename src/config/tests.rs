@@ -70,6 +70,14 @@ fn each_invalid_value_names_its_field() {
         "mimi.code_points.roles_list"
     );
     assert_eq!(invalid_field("[log]\nfilter = \"a=b=c\"\n"), "log.filter");
+    assert_eq!(
+        invalid_field("[mls]\nkey_package_pool = 0\n"),
+        "mls.key_package_pool"
+    );
+    assert_eq!(
+        invalid_field("[mls]\nstate_key_file = \"\"\n"),
+        "mls.state_key_file"
+    );
 }
 
 #[test]

@@ -60,6 +60,37 @@ impl BareMember {
             .clone()
     }
 
+    /// Creates a group with the bridge's group parameters and an empty app data dictionary.
+    pub fn create_group(&mut self, group_id: &[u8]) {
+        use super::group_config::required_capabilities;
+        let extensions = Extensions::from_vec(vec![Extension::RequiredCapabilities(
+            required_capabilities(),
+        )])
+        .expect("valid extensions");
+        let group = MlsGroup::builder()
+            .with_group_id(GroupId::from_slice(group_id))
+            .ciphersuite(CIPHERSUITE)
+            .with_wire_format_policy(PURE_PLAINTEXT_WIRE_FORMAT_POLICY)
+            .use_ratchet_tree_extension(true)
+            .with_capabilities(leaf_capabilities())
+            .with_group_context_extensions(extensions)
+            .build(&self.provider, &self.signer, self.credential.clone())
+            .expect("create group");
+        self.group = Some(group);
+    }
+
+    /// Adds members in one commit, merged at once; returns the TLS-encoded Welcome.
+    pub fn add(&mut self, key_packages: &[KeyPackage]) -> Vec<u8> {
+        let group = self.group.as_mut().expect("the member has a group");
+        let (_commit, welcome, _gi) = group
+            .add_members(&self.provider, &self.signer, key_packages)
+            .expect("add members");
+        group
+            .merge_pending_commit(&self.provider)
+            .expect("merge add");
+        welcome.tls_serialize_detached().expect("encode Welcome")
+    }
+
     /// Joins from a TLS-encoded Welcome message.
     pub fn join(&mut self, welcome: &[u8]) -> Result<(), String> {
         let message = MlsMessageIn::tls_deserialize_exact(welcome).map_err(|e| e.to_string())?;

@@ -115,7 +115,14 @@ pub struct ProxyMls {
     pool_size: usize,
     room_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     fault: Mutex<Option<&'static str>>,
+    /// Members opened by earlier operations, as the store holds them: saves reloading and
+    /// re-parsing their state on every message. An operation takes its member out and puts
+    /// it back only after its transaction committed, so a failure leaves nothing stale.
+    cache: Mutex<HashMap<(String, String), Opened>>,
 }
+
+/// How many opened members the cache keeps.
+const CACHE_CAPACITY: usize = 512;
 
 /// Named points where [`ProxyMls::inject_fault`] makes an operation fail: after the MLS step
 /// and before anything is written (`after-mls-step`), or after the writes and before the
@@ -137,6 +144,7 @@ impl ProxyMls {
             pool_size: 8,
             room_locks: Mutex::new(HashMap::new()),
             fault: Mutex::new(None),
+            cache: Mutex::new(HashMap::new()),
         }
     }
 
@@ -164,6 +172,42 @@ impl ProxyMls {
         if *armed == Some(point) {
             *armed = None;
             return Err(MlsError::Injected(point));
+        }
+        Ok(())
+    }
+
+    fn cache_take(&self, room: &RoomUri, client: &ClientUri) -> Option<Opened> {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.remove(&(room.to_string(), client.to_string()))
+    }
+
+    fn cache_put(&self, room: &RoomUri, m: Opened) {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= CACHE_CAPACITY
+            && let Some(victim) = cache.keys().next().cloned()
+        {
+            cache.remove(&victim);
+        }
+        cache.insert((room.to_string(), m.identity.client.to_string()), m);
+    }
+
+    fn cache_evict(&self, room: &RoomUri, client: &str) {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.remove(&(room.to_string(), client.to_string()));
+    }
+
+    /// Commits the operation's transaction; the member it opened goes back to the cache.
+    async fn finish(
+        &self,
+        tx: sqlx::Transaction<'static, sqlx::Any>,
+        room: &RoomUri,
+        m: Option<Opened>,
+    ) -> Result<(), MlsError> {
+        self.fault("before-commit")?;
+        tx.commit().await?;
+        if let Some(mut m) = m {
+            m.ws.mark_persisted()?;
+            self.cache_put(room, m);
         }
         Ok(())
     }
@@ -267,6 +311,10 @@ impl ProxyMls {
         group_id: &[u8],
         client: &ClientUri,
     ) -> Result<Opened, MlsError> {
+        if let Some(mut m) = self.cache_take(room, client) {
+            self.catch_up(tx, room, &mut m).await?;
+            return Ok(m);
+        }
         let identity = clients::load(&mut *tx, &self.key, client).await?;
         let record = room_proxy_members::get(&mut *tx, room.as_str(), client.as_str())
             .await?
@@ -524,8 +572,7 @@ impl ProxyMls {
             released_welcome: None,
         };
         self.save_member(&mut tx, room, &mut opened).await?;
-        self.fault("before-commit")?;
-        tx.commit().await?;
+        self.finish(tx, room, Some(opened)).await?;
         Ok(state)
     }
 
@@ -534,8 +581,11 @@ impl ProxyMls {
         let _guard = self.lock_room(room).await;
         let mut tx = self.store.begin().await?;
         let (group_id, reader) = self.reader_of(&mut tx, room).await?;
-        let m = self.open_member(&mut tx, room, &group_id, &reader).await?;
-        room_sync::room_state(&m.group, room, &self.cp)
+        let mut m = self.open_member(&mut tx, room, &group_id, &reader).await?;
+        let state = room_sync::room_state(&m.group, room, &self.cp);
+        self.save_member(&mut tx, room, &mut m).await?;
+        self.finish(tx, room, Some(m)).await?;
+        state
     }
 
     /// The GroupContext state as a given local member sees it, after catching up.
@@ -553,7 +603,7 @@ impl ProxyMls {
         let state = room_sync::room_state(&m.group, room, &self.cp)?;
         let authenticator = m.group.epoch_authenticator().as_slice().to_vec();
         self.save_member(&mut tx, room, &mut m).await?;
-        tx.commit().await?;
+        self.finish(tx, room, Some(m)).await?;
         Ok((state, authenticator))
     }
 
@@ -817,10 +867,10 @@ impl ProxyMls {
         )
         .await?;
         self.save_member(&mut tx, room, &mut m).await?;
-        self.fault("before-commit")?;
-        tx.commit().await?;
+        let epoch = m.epoch as u64;
+        self.finish(tx, room, Some(m)).await?;
         Ok(CommitOutput {
-            epoch: m.epoch as u64,
+            epoch,
             commit,
             welcome,
             group_info,
@@ -912,8 +962,7 @@ impl ProxyMls {
         self.record_room_state(&mut tx, room, rg.epoch, &state)
             .await?;
         self.save_member(&mut tx, room, &mut m).await?;
-        self.fault("before-commit")?;
-        tx.commit().await?;
+        self.finish(tx, room, Some(m)).await?;
         Ok(state)
     }
 
@@ -951,7 +1000,7 @@ impl ProxyMls {
         room: &RoomUri,
         group: &MlsGroup,
     ) -> Result<(), MlsError> {
-        let in_group: Vec<String> = group
+        let in_group: std::collections::HashSet<String> = group
             .members()
             .filter_map(|m| client_of(&m.credential).ok())
             .map(|c| c.to_string())
@@ -959,6 +1008,7 @@ impl ProxyMls {
         for member in room_proxy_members::list(&mut *tx, room.as_str()).await? {
             if !in_group.contains(&member.client_uri) {
                 room_proxy_members::delete(&mut *tx, room.as_str(), &member.client_uri).await?;
+                self.cache_evict(room, &member.client_uri);
             }
         }
         Ok(())
@@ -1117,8 +1167,7 @@ impl ProxyMls {
                 }
             }
         }
-        self.fault("before-commit")?;
-        tx.commit().await?;
+        self.finish(tx, room, None).await?;
         Ok(joiners)
     }
 
@@ -1229,8 +1278,7 @@ impl ProxyMls {
             released_welcome: None,
         };
         self.save_member(&mut tx, room, &mut m).await?;
-        self.fault("before-commit")?;
-        tx.commit().await?;
+        self.finish(tx, room, Some(m)).await?;
         Ok(CommitOutput {
             epoch: (epoch - 1) as u64,
             commit,
@@ -1247,12 +1295,15 @@ impl ProxyMls {
         let _guard = self.lock_room(room).await;
         let mut tx = self.store.begin().await?;
         let (group_id, reader) = self.reader_of(&mut tx, room).await?;
-        let m = self.open_member(&mut tx, room, &group_id, &reader).await?;
+        let mut m = self.open_member(&mut tx, room, &group_id, &reader).await?;
         let gi = m
             .group
             .export_group_info(m.ws.provider().crypto(), &m.identity.signer, true)
             .during("export GroupInfo")?;
-        gi.tls_serialize_detached().during("encode GroupInfo")
+        let bytes = gi.tls_serialize_detached().during("encode GroupInfo")?;
+        self.save_member(&mut tx, room, &mut m).await?;
+        self.finish(tx, room, Some(m)).await?;
+        Ok(bytes)
     }
 
     // ---------------------------------------------------------------- incoming
@@ -1382,8 +1433,7 @@ impl ProxyMls {
         };
         self.fault("after-mls-step")?;
         self.save_member(&mut tx, room, &mut m).await?;
-        self.fault("before-commit")?;
-        tx.commit().await?;
+        self.finish(tx, room, Some(m)).await?;
         Ok(outcome)
     }
 
@@ -1476,8 +1526,7 @@ impl ProxyMls {
             .await?;
         }
         self.save_member(&mut tx, room, &mut m).await?;
-        self.fault("before-commit")?;
-        tx.commit().await?;
+        self.finish(tx, room, Some(m)).await?;
         Ok(out)
     }
 
@@ -1522,8 +1571,7 @@ impl ProxyMls {
         }
         self.fault("after-mls-step")?;
         self.save_member(&mut tx, room, &mut m).await?;
-        self.fault("before-commit")?;
-        tx.commit().await?;
+        self.finish(tx, room, Some(m)).await?;
         Ok(out)
     }
 

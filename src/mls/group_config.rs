@@ -5,13 +5,13 @@ use openmls::prelude::*;
 /// MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519, the suite every MIMI provider must support.
 pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
 
-/// What every proxy client's leaf supports: the AppDataDictionary extension, AppDataUpdate and
-/// SelfRemove proposals, basic credentials.
+/// What every proxy client's leaf supports: the AppDataDictionary and last-resort key package
+/// extensions, AppDataUpdate and SelfRemove proposals, basic credentials.
 pub fn leaf_capabilities() -> Capabilities {
     Capabilities::new(
         None,
         Some(&[CIPHERSUITE]),
-        Some(&[ExtensionType::AppDataDictionary]),
+        Some(&[ExtensionType::AppDataDictionary, ExtensionType::LastResort]),
         Some(&[ProposalType::AppDataUpdate, ProposalType::SelfRemove]),
         Some(&[CredentialType::Basic]),
     )

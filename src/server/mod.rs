@@ -12,6 +12,7 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::mls::ProxyMls;
 use crate::store::Store;
 
 pub use error::ApiError;
@@ -21,6 +22,7 @@ pub use error::ApiError;
 pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
+    pub mls: Arc<ProxyMls>,
 }
 
 /// The daemon's routes.
