@@ -29,7 +29,10 @@ const ADMIN: u32 = 3;
 const ORDINARY: u32 = 2;
 
 fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 struct Db {
@@ -40,14 +43,25 @@ struct Db {
 async fn database(name: &str) -> Db {
     match std::env::var("DATABASE_URL") {
         Ok(admin) if admin.starts_with("postgres") => {
-            let store = Store::open(&StoreOptions::new(&admin)).await.expect("postgres");
+            let store = Store::open(&StoreOptions::new(&admin))
+                .await
+                .expect("postgres");
             let db = format!("mimi_bench_{name}");
-            for sql in [format!("DROP DATABASE IF EXISTS {db}"), format!("CREATE DATABASE {db}")] {
-                sqlx::query(sqlx::AssertSqlSafe(sql)).execute(store.pool()).await.expect("create database");
+            for sql in [
+                format!("DROP DATABASE IF EXISTS {db}"),
+                format!("CREATE DATABASE {db}"),
+            ] {
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(store.pool())
+                    .await
+                    .expect("create database");
             }
             store.close().await;
             let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
-            Db { url: format!("{base}/{db}"), _dir: None }
+            Db {
+                url: format!("{base}/{db}"),
+                _dir: None,
+            }
         }
         _ => {
             let dir = tempfile::tempdir().expect("temp dir");
@@ -60,9 +74,16 @@ async fn database(name: &str) -> Db {
 }
 
 async fn engine(db: &Db, pool: usize) -> ProxyMls {
-    let store = Store::open_and_migrate(&StoreOptions::new(&db.url)).await.expect("store");
-    ProxyMls::new(store, StateKey::from_bytes([7; 32]), ComponentCodePoints::default(), ProviderId::new("a.example").unwrap())
-        .with_key_package_pool(pool)
+    let store = Store::open_and_migrate(&StoreOptions::new(&db.url))
+        .await
+        .expect("store");
+    ProxyMls::new(
+        store,
+        StateKey::from_bytes([7; 32]),
+        ComponentCodePoints::default(),
+        ProviderId::new("a.example").unwrap(),
+    )
+    .with_key_package_pool(pool)
 }
 
 fn room() -> RoomUri {
@@ -83,7 +104,9 @@ async fn main() {
     let messages = env("MESSAGES", 2000);
     let batch = env("BATCH", 50).max(1);
     let commits = env("COMMITS", 5).max(1);
-    println!("proxy_mls benchmark: MEMBERS={members} MESSAGES={messages} BATCH={batch} COMMITS={commits}");
+    println!(
+        "proxy_mls benchmark: MEMBERS={members} MESSAGES={messages} BATCH={batch} COMMITS={commits}"
+    );
     println!(
         "store: {}",
         std::env::var("DATABASE_URL").unwrap_or_else(|_| "sqlite (temporary file)".into())
@@ -126,15 +149,25 @@ async fn application_messages(messages: usize, batch: usize) {
     // the stored path: carol encrypts and persists, alice (the reader) decrypts and persists
     let db = database("messages").await;
     let a = engine(&db, 2).await;
-    let alice = ClientUri::new(ProviderId::new("a.example").unwrap(), &["alice", "bridge"]).unwrap();
-    let carol = ClientUri::new(ProviderId::new("a.example").unwrap(), &["carol", "bridge"]).unwrap();
+    let alice =
+        ClientUri::new(ProviderId::new("a.example").unwrap(), &["alice", "bridge"]).unwrap();
+    let carol =
+        ClientUri::new(ProviderId::new("a.example").unwrap(), &["carol", "bridge"]).unwrap();
     a.create_client(&alice).await.unwrap();
     a.create_client(&carol).await.unwrap();
     a.create_room(&room(), &alice, ADMIN).await.unwrap();
     let kp = a.key_package(&carol).await.unwrap();
-    a.add_users(&room(), &alice, &[UserAddition { user: carol.user_hint().unwrap(), role: ORDINARY, key_packages: vec![kp] }])
-        .await
-        .unwrap();
+    a.add_users(
+        &room(),
+        &alice,
+        &[UserAddition {
+            user: carol.user_hint().unwrap(),
+            role: ORDINARY,
+            key_packages: vec![kp],
+        }],
+    )
+    .await
+    .unwrap();
     a.confirm_commit(&room(), &alice).await.unwrap();
     let mut results = Vec::new();
     for b in [1, batch] {
@@ -192,7 +225,11 @@ async fn large_room(members: usize, commits: usize, all_local: bool) -> (Duratio
         add_start = Instant::now();
         let kps = a.key_packages(&clients).await.unwrap();
         for (c, kp) in clients.iter().zip(kps) {
-            additions.push(UserAddition { user: c.user_hint().unwrap(), role: ORDINARY, key_packages: vec![kp] });
+            additions.push(UserAddition {
+                user: c.user_hint().unwrap(),
+                role: ORDINARY,
+                key_packages: vec![kp],
+            });
         }
     } else {
         for i in 0..others {
@@ -217,14 +254,21 @@ async fn large_room(members: usize, commits: usize, all_local: bool) -> (Duratio
     println!();
     println!("== {label}: room of {members} members");
     if all_local {
-        println!("   creating {others} proxy clients (keys, credential, key package): {:.0} ms", create.as_secs_f64() * 1e3);
+        println!(
+            "   creating {others} proxy clients (keys, credential, key package): {:.0} ms",
+            create.as_secs_f64() * 1e3
+        );
         println!(
             "   adding {} users in one commit (key packages taken, commit built and checked, stored, confirmed): {:.0} ms wall (target < 1000 ms)",
             others + 1,
             add_wall.as_secs_f64() * 1e3
         );
     } else {
-        println!("   adding {} remote users in one commit: {:.0} ms wall", others + 1, add_wall.as_secs_f64() * 1e3);
+        println!(
+            "   adding {} remote users in one commit: {:.0} ms wall",
+            others + 1,
+            add_wall.as_secs_f64() * 1e3
+        );
     }
     rita.join(out.welcome.as_ref().unwrap()).unwrap();
 
@@ -233,18 +277,19 @@ async fn large_room(members: usize, commits: usize, all_local: bool) -> (Duratio
     let mut wall = Vec::with_capacity(commits);
     for k in 0..commits {
         let zoe = BareMember::new(&format!("mimi://b.example/d/zoe{k}/phone"));
-        let mut list: ParticipantListData = wire::decode_exact(&rita.component(cp.participant_list).unwrap()).unwrap();
+        let mut list: ParticipantListData =
+            wire::decode_exact(&rita.component(cp.participant_list).unwrap()).unwrap();
         let zoe_user: UserUri = format!("mimi://b.example/u/zoe{k}").parse().unwrap();
         let update = ParticipantListUpdate {
             added_participants: vec![UserRolePair::new(zoe_user.as_str(), ORDINARY)],
             ..Default::default()
         };
-        list.participants.push(UserRolePair::new(zoe_user.as_str(), ORDINARY));
+        list.participants
+            .push(UserRolePair::new(zoe_user.as_str(), ORDINARY));
         let commit = rita.commit(
-            vec![Proposal::AppDataUpdate(Box::new(AppDataUpdateProposal::update(
-                cp.participant_list,
-                wire::encode(&update).unwrap(),
-            )))],
+            vec![Proposal::AppDataUpdate(Box::new(
+                AppDataUpdateProposal::update(cp.participant_list, wire::encode(&update).unwrap()),
+            ))],
             vec![parse_key_package(&zoe.key_package()).unwrap()],
             Some((cp.participant_list, wire::encode(&list).unwrap())),
             true,

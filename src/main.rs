@@ -109,7 +109,9 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         schema = status.database,
         "store ready"
     );
-    let key = config.state_key().map_err(|e| format!("the MLS state key: {e}"))?;
+    let key = config
+        .state_key()
+        .map_err(|e| format!("the MLS state key: {e}"))?;
     let provider = mimi_bridge::uri::ProviderId::new(&config.provider.domain)?;
     let mls = ProxyMls::new(
         store.clone(),

@@ -3,6 +3,7 @@
 mod common;
 
 use common::TestDb;
+use mimi_bridge::store::outbox::{self, OutboxRecord};
 use mimi_bridge::store::pending_proposals::PendingProposalRecord;
 use mimi_bridge::store::room_members::MemberRecord;
 use mimi_bridge::store::rooms::{NewRoom, OurRole};
@@ -31,6 +32,7 @@ both_backends!(
     pending_proposals_are_cached_once_and_cleared_by_epoch,
     binary_data_survives_byte_for_byte,
     data_survives_reopening,
+    the_outbox_keeps_items_until_delivered,
 );
 
 async fn migrations_apply_and_are_idempotent(db: TestDb) {
@@ -289,4 +291,46 @@ async fn data_survives_reopening(db: TestDb) {
     let store = db.store().await;
     let got = rooms::get(store.pool(), ROOM).await.unwrap().unwrap();
     assert_eq!(got.app_data, vec![7, 7]);
+}
+
+async fn the_outbox_keeps_items_until_delivered(db: TestDb) {
+    let store = db.store().await;
+    let item = |id: &str, room: Option<&str>| OutboxRecord {
+        id: id.into(),
+        room_id: room.map(str::to_string),
+        destination: "b.example".into(),
+        kind: "message".into(),
+        body: id.as_bytes().to_vec(),
+        attempts: 0,
+    };
+    outbox::enqueue(store.pool(), &item("one", Some(ROOM)))
+        .await
+        .unwrap();
+    let err = outbox::enqueue(store.pool(), &item("one", Some(ROOM))).await;
+    assert!(err.is_err(), "{}: an id is queued once", db.backend);
+    let batch: Vec<OutboxRecord> = (0..700)
+        .map(|i| item(&format!("batch-{i:04}"), None))
+        .collect();
+    let mut conn = store.pool().acquire().await.unwrap();
+    outbox::enqueue_many(&mut conn, &batch).await.unwrap();
+    drop(conn);
+    assert_eq!(
+        outbox::pending(store.pool(), Some(ROOM))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let all = outbox::pending(store.pool(), None).await.unwrap();
+    assert_eq!(all.len(), 701);
+    assert_eq!(all[1].body, b"batch-0000");
+    assert!(outbox::mark_delivered(store.pool(), "one").await.unwrap());
+    assert!(
+        !outbox::mark_delivered(store.pool(), "one").await.unwrap(),
+        "delivered once"
+    );
+    assert_eq!(
+        outbox::pending(store.pool(), None).await.unwrap().len(),
+        700
+    );
 }

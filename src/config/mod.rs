@@ -218,7 +218,10 @@ impl Config {
         if !(1..=1000).contains(&self.mls.key_package_pool) {
             return Err(invalid(
                 "mls.key_package_pool",
-                format!("must be between 1 and 1000, got {}", self.mls.key_package_pool),
+                format!(
+                    "must be between 1 and 1000, got {}",
+                    self.mls.key_package_pool
+                ),
             ));
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.filter)
@@ -233,7 +236,9 @@ impl Config {
     /// The state key: from `MIMI_BRIDGE_STATE_KEY`, else the key file (created when missing).
     pub fn state_key(&self) -> Result<StateKey, String> {
         match std::env::var(STATE_KEY_ENV) {
-            Ok(hex_key) => StateKey::from_hex(&hex_key).map_err(|e| format!("{STATE_KEY_ENV}: {e}")),
+            Ok(hex_key) => {
+                StateKey::from_hex(&hex_key).map_err(|e| format!("{STATE_KEY_ENV}: {e}"))
+            }
             Err(_) => StateKey::load_or_create(&self.mls.state_key_file).map_err(|e| e.to_string()),
         }
     }

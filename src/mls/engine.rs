@@ -104,6 +104,8 @@ struct Opened {
     next_seq: i64,
     /// The Welcome a dormant member joined from in this operation (its blob may go).
     released_welcome: Option<Vec<u8>>,
+    /// The (epoch, next_seq) the store's member record holds for an active member.
+    stored_at: Option<(i64, i64)>,
 }
 
 /// The engine. Cheap to share behind an `Arc`; holds no MLS state between operations.
@@ -347,6 +349,7 @@ impl ProxyMls {
             group,
             epoch,
             next_seq,
+            stored_at: (!record.dormant).then_some((record.state_epoch, record.next_seq)),
             released_welcome,
         };
         self.catch_up(tx, room, &mut opened).await?;
@@ -451,6 +454,11 @@ impl ProxyMls {
         m: &mut Opened,
     ) -> Result<(), MlsError> {
         m.ws.flush(&mut *tx, &self.key).await?;
+        let now = (m.epoch, m.next_seq);
+        if m.stored_at == Some(now) {
+            return Ok(());
+        }
+        let epoch_moved = m.stored_at.map(|(e, _)| e) != Some(m.epoch);
         room_proxy_members::upsert(
             &mut *tx,
             room.as_str(),
@@ -463,10 +471,13 @@ impl ProxyMls {
             },
         )
         .await?;
+        m.stored_at = Some(now);
         if let Some(hash) = m.released_welcome.take() {
             mls_blobs::delete_if_unreferenced(&mut *tx, &hash).await?;
         }
-        self.prune_log(tx, room).await?;
+        if epoch_moved {
+            self.prune_log(tx, room).await?;
+        }
         Ok(())
     }
 
@@ -570,6 +581,7 @@ impl ProxyMls {
             epoch: 0,
             next_seq: 0,
             released_welcome: None,
+            stored_at: None,
         };
         self.save_member(&mut tx, room, &mut opened).await?;
         self.finish(tx, room, Some(opened)).await?;
@@ -1149,6 +1161,7 @@ impl ProxyMls {
                     epoch,
                     next_seq: 0,
                     released_welcome: None,
+                    stored_at: None,
                 };
                 self.save_member(&mut tx, room, &mut m).await?;
                 for joiner in &joiners[1..] {
@@ -1276,6 +1289,7 @@ impl ProxyMls {
             epoch,
             next_seq: 0,
             released_welcome: None,
+            stored_at: None,
         };
         self.save_member(&mut tx, room, &mut m).await?;
         self.finish(tx, room, Some(m)).await?;
@@ -1511,20 +1525,18 @@ impl ProxyMls {
             out.push(message.tls_serialize_detached().during("encode message")?);
         }
         self.fault("after-mls-step")?;
-        for message in &out {
-            outbox::enqueue(
-                &mut *tx,
-                &outbox::OutboxRecord {
-                    id: format!("message:{}", hex::encode(mls_blobs::hash(message))),
-                    room_id: Some(room.to_string()),
-                    destination: room.provider().domain().to_string(),
-                    kind: "message".into(),
-                    body: message.clone(),
-                    attempts: 0,
-                },
-            )
-            .await?;
-        }
+        let items: Vec<outbox::OutboxRecord> = out
+            .iter()
+            .map(|message| outbox::OutboxRecord {
+                id: format!("message:{}", hex::encode(mls_blobs::hash(message))),
+                room_id: Some(room.to_string()),
+                destination: room.provider().domain().to_string(),
+                kind: "message".into(),
+                body: message.clone(),
+                attempts: 0,
+            })
+            .collect();
+        outbox::enqueue_many(&mut tx, &items).await?;
         self.save_member(&mut tx, room, &mut m).await?;
         self.finish(tx, room, Some(m)).await?;
         Ok(out)

@@ -46,7 +46,12 @@ pub async fn put(
     key: &[u8],
     value: KvValue<'_>,
 ) -> Result<Option<Vec<u8>>, StoreError> {
-    let old = previous_blob(conn, namespace, key).await?;
+    // Only public values live in blobs, and a key's kind never changes: just blob rows can
+    // release an older blob.
+    let old = match value {
+        KvValue::Blob(_) => previous_blob(conn, namespace, key).await?,
+        KvValue::Sealed(_) => None,
+    };
     let (sealed, hash) = match value {
         KvValue::Sealed(s) => (Some(s), None),
         KvValue::Blob(h) => (None, Some(h)),

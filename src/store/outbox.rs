@@ -32,6 +32,49 @@ pub async fn enqueue<'e>(db: impl AnyExecutor<'e>, item: &OutboxRecord) -> Resul
     Ok(())
 }
 
+/// Enqueues several items with one statement (a batch of messages sent together).
+pub async fn enqueue_many(
+    conn: &mut sqlx::AnyConnection,
+    items: &[OutboxRecord],
+) -> Result<(), StoreError> {
+    const COLUMNS: usize = 6;
+    // SQLite allows 32766 bound parameters per statement; stay well below.
+    for chunk in items.chunks(500) {
+        let mut sql = String::from(
+            "INSERT INTO outbox (id, room_id, destination, kind, body, created_at_ms, next_attempt_at_ms) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            let b = i * COLUMNS;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 6
+            ));
+        }
+        let now = now_ms();
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for item in chunk {
+            query = query
+                .bind(&item.id)
+                .bind(&item.room_id)
+                .bind(&item.destination)
+                .bind(&item.kind)
+                .bind(&item.body)
+                .bind(now);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
 /// Undelivered items, oldest first.
 pub async fn pending<'e>(
     db: impl AnyExecutor<'e>,
