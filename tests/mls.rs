@@ -78,6 +78,7 @@ both_backends!(
     a_participants_second_device_joins_by_external_commit,
     key_packages_are_single_use_and_replenished,
     a_commit_the_hub_refuses_is_discarded,
+    a_leaving_users_cached_proposals_are_committed_next,
 );
 
 async fn two_proxy_clients_of_one_daemon_share_a_group(db: TestDb) {
@@ -607,4 +608,64 @@ async fn a_commit_the_hub_refuses_is_discarded(db: TestDb) {
         a.receive_messages(&room(), &sent).await.unwrap()[0].1,
         b"after the refusal"
     );
+}
+
+async fn a_leaving_users_cached_proposals_are_committed_next(db: TestDb) {
+    let a = engine(&db, "a.example").await;
+    let (alice, mut mallory) = room_with_raw_member(&a).await;
+    let cp = ComponentCodePoints::default();
+    let mallory_user = user("mimi://b.example/u/mallory");
+    let index = a
+        .room_state(&room())
+        .await
+        .unwrap()
+        .participants
+        .index_of(&mallory_user)
+        .unwrap();
+    // mallory leaves: the participant-list removal and a SelfRemove, as one bundle
+    let update = mimi_bridge::room::wire::ParticipantListUpdate {
+        removed_indices: vec![index as u32],
+        ..Default::default()
+    };
+    let group = mallory.group.as_mut().unwrap();
+    let (list_removal, _) = group
+        .propose_app_data_update(
+            &mallory.provider,
+            &mallory.signer,
+            cp.participant_list,
+            AppDataUpdateOperation::Update(
+                mimi_bridge::room::wire::encode(&update).unwrap().into(),
+            ),
+        )
+        .unwrap();
+    let self_remove = group
+        .leave_group_via_self_remove(&mallory.provider, &mallory.signer)
+        .unwrap();
+    let list_removal = list_removal.to_bytes().unwrap();
+    let self_remove = self_remove.to_bytes().unwrap();
+
+    // alone, the list removal would leave mallory's client behind
+    let err = a
+        .process_proposals(&room(), &[&list_removal])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MlsError::Rejected { .. }), "{err}");
+    // together they are accepted and cached
+    a.process_proposals(&room(), &[&list_removal, &self_remove])
+        .await
+        .unwrap();
+    let state = a.room_state(&room()).await.unwrap();
+    assert_eq!(state.pending.len(), 2, "cached for the next commit");
+    assert!(
+        state.participants.contains(&mallory_user),
+        "not gone until committed"
+    );
+
+    // the next commit, by a local client, includes them
+    a.commit_pending_proposals(&room(), &alice).await.unwrap();
+    let state = a.confirm_commit(&room(), &alice).await.unwrap();
+    assert!(!state.participants.contains(&mallory_user));
+    assert!(state.active_clients(&mallory_user).is_empty());
+    assert!(state.pending.is_empty());
+    assert_eq!(state.members.len(), 1);
 }

@@ -33,9 +33,7 @@ use super::room_sync;
 use super::sealing::StateKey;
 use super::storage::{ProxyProvider, WorkingSet};
 use crate::room::code_points::ComponentCodePoints;
-use crate::room::handshake::{
-    Change, Handshake, ProposalEffect, ProposalRef, Sender as RoomSender,
-};
+use crate::room::handshake::{Change, Handshake, Sender as RoomSender};
 use crate::room::state::{Member, RoomState, default_roles};
 use crate::room::validation::{check_application_message, validate_handshake};
 use crate::room::wire::{
@@ -935,6 +933,7 @@ impl ProxyMls {
                 pending.epoch, m.epoch
             )));
         }
+        let removes = m.group.pending_commit().is_some_and(removes_members);
         m.group
             .merge_pending_commit(m.ws.provider())
             .during("merge commit")?;
@@ -965,7 +964,9 @@ impl ProxyMls {
             )
             .await?;
         }
-        self.drop_removed_members(&mut tx, room, &m.group).await?;
+        if removes {
+            self.drop_removed_members(&mut tx, room, &m.group).await?;
+        }
         pending_commits::delete(&mut *tx, room.as_str(), committer.as_str()).await?;
         if let Some(hash) = &pending.welcome_hash {
             mls_blobs::delete_if_unreferenced(&mut tx, hash).await?;
@@ -1331,6 +1332,10 @@ impl ProxyMls {
         message: &[u8],
     ) -> Result<Incoming, MlsError> {
         let protocol = protocol_message(message)?;
+        if protocol.content_type() == ContentType::Proposal {
+            let sender = self.process_proposals(room, &[message]).await?;
+            return Ok(Incoming::Proposal { sender });
+        }
         let _guard = self.lock_room(room).await;
         let mut tx = self.store.begin().await?;
         let rg = self.room_group(&mut tx, room).await?;
@@ -1367,53 +1372,10 @@ impl ProxyMls {
                     payload: app.into_bytes(),
                 }
             }
-            ProcessedMessageContent::ProposalMessage(queued) => {
-                let room_sender = room_sync::room_sender(&m.group, &sender, Some(&credential))?;
-                let change = match queued.proposal() {
-                    Proposal::AppDataUpdate(u) => {
-                        room_sync::decode_updates(room, [u.as_ref()], &self.cp)?.remove(0)
-                    }
-                    Proposal::Remove(r) => Change::RemoveClient {
-                        client: client_of(
-                            &m.group
-                                .member_at(r.removed())
-                                .ok_or_else(|| MlsError::Malformed {
-                                    what: "Remove proposal",
-                                    reason: "removed leaf is not in the group".into(),
-                                })?
-                                .credential,
-                        )?,
-                    },
-                    Proposal::SelfRemove => Change::SelfRemove,
-                    Proposal::Update(_) => Change::LeafUpdate,
-                    other => {
-                        return Err(MlsError::Malformed {
-                            what: "proposal",
-                            reason: format!(
-                                "{:?} proposals are not used in MIMI rooms",
-                                other.proposal_type()
-                            ),
-                        });
-                    }
-                };
-                let reference = ProposalRef(queued.proposal_reference_ref().as_slice().to_vec());
-                let hs = Handshake::proposals(
-                    state.epoch,
-                    room_sender.clone(),
-                    vec![ProposalEffect::new(reference, room_sender.clone(), change)],
-                );
-                validate_handshake(&state, &hs).map_err(reject)?;
-                m.group
-                    .store_pending_proposal(m.ws.provider().storage(), *queued)
-                    .during("store proposal")?;
-                let hash = mls_blobs::put(&mut tx, message).await?;
-                let seq =
-                    room_log::append(&mut tx, room.as_str(), m.epoch, LogKind::Proposal, &hash)
-                        .await?;
-                m.next_seq = seq + 1;
-                Incoming::Proposal {
-                    sender: room_sender,
-                }
+            ProcessedMessageContent::ProposalMessage(_) => {
+                return Err(MlsError::Corrupt(
+                    "a proposal reached the single-message path".into(),
+                ));
             }
             ProcessedMessageContent::StagedCommitMessage(staged) => {
                 self.accept_commit(
@@ -1451,6 +1413,67 @@ impl ProxyMls {
         Ok(outcome)
     }
 
+    /// Proposals the hub accepted and fanned out together (a HandshakeBundle's proposal and
+    /// its `moreProposals`). They are checked together through the room core, as the hub
+    /// checked them, then kept for the next commit and logged for the other local members.
+    pub async fn process_proposals(
+        &self,
+        room: &RoomUri,
+        messages: &[&[u8]],
+    ) -> Result<RoomSender, MlsError> {
+        let _guard = self.lock_room(room).await;
+        let mut tx = self.store.begin().await?;
+        let (group_id, reader) = self.reader_of(&mut tx, room).await?;
+        let mut m = self.open_member(&mut tx, room, &group_id, &reader).await?;
+        let state = room_sync::room_state(&m.group, room, &self.cp)?;
+        let mut queued = Vec::with_capacity(messages.len());
+        let mut effects = Vec::with_capacity(messages.len());
+        for message in messages {
+            let processed = m
+                .group
+                .process_message(m.ws.provider(), protocol_message(message)?)
+                .map_err(|e| MlsError::Malformed {
+                    what: "proposal",
+                    reason: format!("{e:?}"),
+                })?;
+            let sender =
+                room_sync::room_sender(&m.group, processed.sender(), Some(processed.credential()))?;
+            let ProcessedMessageContent::ProposalMessage(q) = processed.into_content() else {
+                return Err(MlsError::Malformed {
+                    what: "proposal bundle",
+                    reason: "it holds a message that is not a proposal".into(),
+                });
+            };
+            effects.push(room_sync::proposal_effect(&m.group, &q, sender, &self.cp)?);
+            queued.push(*q);
+        }
+        let Some(first) = effects.first() else {
+            return Err(MlsError::Malformed {
+                what: "proposal bundle",
+                reason: "it is empty".into(),
+            });
+        };
+        let sender = first.sender.clone();
+        let handshake = Handshake::proposals(state.epoch, sender.clone(), effects);
+        validate_handshake(&state, &handshake).map_err(|rejection| MlsError::Rejected {
+            room: room.to_string(),
+            rejection,
+        })?;
+        for (q, message) in queued.into_iter().zip(messages) {
+            m.group
+                .store_pending_proposal(m.ws.provider().storage(), q)
+                .during("store proposal")?;
+            let hash = mls_blobs::put(&mut tx, message).await?;
+            let seq =
+                room_log::append(&mut tx, room.as_str(), m.epoch, LogKind::Proposal, &hash).await?;
+            m.next_seq = seq + 1;
+        }
+        self.fault("after-mls-step")?;
+        self.save_member(&mut tx, room, &mut m).await?;
+        self.finish(tx, room, Some(m)).await?;
+        Ok(sender)
+    }
+
     #[allow(clippy::too_many_arguments)]
     async fn accept_commit(
         &self,
@@ -1472,22 +1495,19 @@ impl ProxyMls {
             room: room.to_string(),
             rejection,
         })?;
-        let confirmed: Option<Vec<u8>> = staged
-            .group_context()
-            .extensions()
-            .app_data_dictionary()
-            .map(|d| wire::encode(&room_sync::to_wire(Some(d.dictionary()))).unwrap_or_default());
+        let removes = removes_members(&staged);
         m.group
             .merge_staged_commit(m.ws.provider(), staged)
             .during("merge commit")?;
         let new_state = room_sync::room_state(&m.group, room, &self.cp)?;
-        debug_assert!(confirmed.is_some());
         let hash = mls_blobs::put(&mut *tx, message).await?;
         room_log::append(&mut *tx, room.as_str(), m.epoch, LogKind::Commit, &hash).await?;
         room_groups::set_epoch(&mut *tx, room.as_str(), rg.epoch, m.epoch + 1).await?;
         m.epoch += 1;
         m.next_seq = 0;
-        self.drop_removed_members(&mut *tx, room, &m.group).await?;
+        if removes {
+            self.drop_removed_members(&mut *tx, room, &m.group).await?;
+        }
         self.record_room_state(&mut *tx, room, rg.epoch, &new_state)
             .await?;
         Ok(Incoming::Commit {
@@ -1613,6 +1633,13 @@ struct StagePlan {
     adds: Vec<KeyPackage>,
     remove_user: Option<(UserUri, bool)>,
     self_update: bool,
+}
+
+/// Whether a commit removes members (so local membership records may have to go).
+fn removes_members(staged: &StagedCommit) -> bool {
+    staged
+        .queued_proposals()
+        .any(|q| matches!(q.proposal(), Proposal::Remove(_) | Proposal::SelfRemove))
 }
 
 fn protocol_message(bytes: &[u8]) -> Result<ProtocolMessage, MlsError> {

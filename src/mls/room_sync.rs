@@ -54,7 +54,8 @@ pub fn members(group: &MlsGroup) -> Result<Vec<Member>, MlsError> {
         .collect()
 }
 
-/// The room state a group's GroupContext confirms.
+/// The room state a group's GroupContext confirms, with the proposals pending for the next
+/// commit.
 pub fn room_state(
     group: &MlsGroup,
     room: &RoomUri,
@@ -66,7 +67,7 @@ pub fn room_state(
             .app_data_dictionary()
             .map(|e| e.dictionary()),
     );
-    RoomState::from_app_data(
+    let mut state = RoomState::from_app_data(
         room.clone(),
         group.epoch().as_u64(),
         &dict,
@@ -76,7 +77,9 @@ pub fn room_state(
     .map_err(|e| MlsError::InvalidRoomState {
         room: room.to_string(),
         reason: e.to_string(),
-    })
+    })?;
+    state.pending = pending_effects(group, cp)?;
+    Ok(state)
 }
 
 fn wire_update(p: &AppDataUpdateProposal) -> WireUpdate {
@@ -223,6 +226,66 @@ pub fn room_sender(
     }
 }
 
+/// The room-level effect of one queued proposal, with its MLS proposal reference.
+pub fn proposal_effect(
+    group: &MlsGroup,
+    q: &QueuedProposal,
+    sender: RoomSender,
+    cp: &ComponentCodePoints,
+) -> Result<ProposalEffect, MlsError> {
+    let reference = ProposalRef(q.proposal_reference_ref().as_slice().to_vec());
+    let change = match q.proposal() {
+        Proposal::Add(add) => {
+            let client = client_of(add.key_package().leaf_node().credential())?;
+            let user = user_of(&client)?;
+            Change::AddClient { client, user }
+        }
+        Proposal::Remove(remove) => {
+            let member = group
+                .member_at(remove.removed())
+                .ok_or_else(|| MlsError::Malformed {
+                    what: "Remove proposal",
+                    reason: format!("leaf {:?} is not in the group", remove.removed()),
+                })?;
+            Change::RemoveClient {
+                client: client_of(&member.credential)?,
+            }
+        }
+        Proposal::SelfRemove => Change::SelfRemove,
+        Proposal::ExternalInit(_) => Change::ExternalInit,
+        Proposal::Update(_) => Change::LeafUpdate,
+        Proposal::AppDataUpdate(update) => Change::from_app_data_update(&wire_update(update), cp)
+            .map_err(|e| MlsError::InvalidRoomState {
+            room: String::from_utf8_lossy(group.group_id().as_slice()).to_string(),
+            reason: e.to_string(),
+        })?,
+        other => {
+            return Err(MlsError::Malformed {
+                what: "proposal",
+                reason: format!(
+                    "proposal type {:?} is not allowed in a MIMI room",
+                    other.proposal_type()
+                ),
+            });
+        }
+    };
+    Ok(ProposalEffect::new(reference, sender, change))
+}
+
+/// The proposals the group holds for the next commit, as the room core's pending proposals.
+pub fn pending_effects(
+    group: &MlsGroup,
+    cp: &ComponentCodePoints,
+) -> Result<Vec<ProposalEffect>, MlsError> {
+    group
+        .pending_proposals()
+        .map(|q| {
+            let sender = room_sender(group, q.sender(), None)?;
+            proposal_effect(group, q, sender, cp)
+        })
+        .collect()
+}
+
 /// The room-level effects of a staged commit, for the room core's validation.
 pub fn commit_effects(
     group: &MlsGroup,
@@ -230,66 +293,19 @@ pub fn commit_effects(
     staged: &StagedCommit,
     cp: &ComponentCodePoints,
 ) -> Result<Handshake, MlsError> {
-    let mut effects = Vec::new();
     let joiner = staged
         .update_path_leaf_node()
         .map(|l| l.credential().clone());
-    let proposal_sender = |q: &QueuedProposal| -> Result<RoomSender, MlsError> {
-        match q.sender() {
-            Sender::NewMemberCommit => Ok(commit_sender.clone()),
-            other => room_sender(group, other, joiner.as_ref()),
-        }
-    };
-    for (i, q) in staged.queued_proposals().enumerate() {
-        let reference = ProposalRef(
-            format!(
-                "proposal #{i} {}",
-                hex::encode(q.proposal_reference_ref().as_slice())
-            )
-            .into_bytes(),
-        );
-        let sender = proposal_sender(q)?;
-        let change = match q.proposal() {
-            Proposal::Add(add) => {
-                let client = client_of(add.key_package().leaf_node().credential())?;
-                let user = user_of(&client)?;
-                Change::AddClient { client, user }
-            }
-            Proposal::Remove(remove) => {
-                let member =
-                    group
-                        .member_at(remove.removed())
-                        .ok_or_else(|| MlsError::Malformed {
-                            what: "Remove proposal",
-                            reason: format!("leaf {:?} is not in the group", remove.removed()),
-                        })?;
-                Change::RemoveClient {
-                    client: client_of(&member.credential)?,
-                }
-            }
-            Proposal::SelfRemove => Change::SelfRemove,
-            Proposal::ExternalInit(_) => Change::ExternalInit,
-            Proposal::Update(_) => Change::LeafUpdate,
-            Proposal::AppDataUpdate(update) => {
-                Change::from_app_data_update(&wire_update(update), cp).map_err(|e| {
-                    MlsError::Malformed {
-                        what: "AppDataUpdate proposal",
-                        reason: e.to_string(),
-                    }
-                })?
-            }
-            other => {
-                return Err(MlsError::Malformed {
-                    what: "commit",
-                    reason: format!(
-                        "proposal type {:?} is not allowed in a MIMI room",
-                        other.proposal_type()
-                    ),
-                });
-            }
-        };
-        effects.push(ProposalEffect::new(reference, sender, change));
-    }
+    let effects = staged
+        .queued_proposals()
+        .map(|q| {
+            let sender = match q.sender() {
+                Sender::NewMemberCommit => commit_sender.clone(),
+                other => room_sender(group, other, joiner.as_ref())?,
+            };
+            proposal_effect(group, q, sender, cp)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Handshake::commit(
         group.epoch().as_u64(),
         commit_sender.clone(),

@@ -27,6 +27,53 @@ use crate::store::{mls_blobs, mls_kv};
 /// Storage keys that start with this label hold a public ratchet tree.
 const TREE_LABEL: &[u8] = b"Tree";
 
+/// Message secrets change with every message sent or received: kept uncompressed so the
+/// message path pays no compression.
+const MESSAGE_SECRETS_LABEL: &[u8] = b"MessageSecrets";
+
+/// Values at least this long (other than message secrets) are deflated before sealing:
+/// openmls writes JSON with byte strings as number arrays, which shrinks about threefold,
+/// and most of a dormant proxy client's state (its key packages) is written once.
+const COMPRESS_FROM: usize = 256;
+
+/// Sealed plaintexts start with a format byte.
+const RAW: u8 = 0;
+const DEFLATE: u8 = 1;
+
+/// Largest value a sealed row may inflate to.
+const MAX_VALUE: usize = 256 << 20;
+
+fn pack(key: &[u8], value: &[u8]) -> Vec<u8> {
+    if value.len() >= COMPRESS_FROM && !key.starts_with(MESSAGE_SECRETS_LABEL) {
+        let mut out = vec![DEFLATE];
+        out.extend_from_slice(&miniz_oxide::deflate::compress_to_vec(value, 1));
+        out
+    } else {
+        let mut out = Vec::with_capacity(value.len() + 1);
+        out.push(RAW);
+        out.extend_from_slice(value);
+        out
+    }
+}
+
+fn unpack(namespace: &str, key: &[u8], packed: Vec<u8>) -> Result<Vec<u8>, MlsError> {
+    let corrupt = |what: String| {
+        MlsError::Corrupt(format!(
+            "client {namespace}, key {}: {what}",
+            describe_key(key)
+        ))
+    };
+    match packed.split_first() {
+        Some((&RAW, rest)) => Ok(rest.to_vec()),
+        Some((&DEFLATE, rest)) => {
+            miniz_oxide::inflate::decompress_to_vec_with_limit(rest, MAX_VALUE)
+                .map_err(|e| corrupt(format!("does not inflate: {e:?}")))
+        }
+        Some((other, _)) => Err(corrupt(format!("unknown value format {other}"))),
+        None => Err(corrupt("empty value".into())),
+    }
+}
+
 /// An `OpenMlsProvider` whose storage is one client's working set.
 #[derive(Default)]
 pub struct ProxyProvider {
@@ -80,9 +127,12 @@ impl WorkingSet {
         let mut values = HashMap::with_capacity(rows.len());
         for row in rows {
             let value = match (row.sealed, row.public) {
-                (Some(sealed), _) => key.open(&aad(namespace, &row.key), &sealed, || {
-                    format!("client {namespace}, key {}", describe_key(&row.key))
-                })?,
+                (Some(sealed), _) => {
+                    let packed = key.open(&aad(namespace, &row.key), &sealed, || {
+                        format!("client {namespace}, key {}", describe_key(&row.key))
+                    })?;
+                    unpack(namespace, &row.key, packed)?
+                }
                 (None, Some(public)) => public,
                 (None, None) => {
                     return Err(MlsError::Corrupt(format!(
@@ -146,7 +196,8 @@ impl WorkingSet {
                 let hash = mls_blobs::put(tx, v).await?;
                 mls_kv::put(tx, &self.namespace, k, mls_kv::KvValue::Blob(&hash)).await?
             } else {
-                let sealed = key.seal(&self.provider.crypto, &aad(&self.namespace, k), v)?;
+                let sealed =
+                    key.seal(&self.provider.crypto, &aad(&self.namespace, k), &pack(k, v))?;
                 mls_kv::put(tx, &self.namespace, k, mls_kv::KvValue::Sealed(&sealed)).await?
             };
             released.extend(old);
@@ -213,4 +264,37 @@ fn describe_key(key: &[u8]) -> String {
 
 fn poisoned<T>(_: T) -> MlsError {
     MlsError::Corrupt("a working set lock was poisoned by a panic".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_pack_and_unpack() {
+        let json: Vec<u8> =
+            format!("{:?}", (0..400).map(|i| i % 251).collect::<Vec<u32>>()).into_bytes();
+        let packed = pack(b"KeyPackage\x01", &json);
+        assert_eq!(packed[0], DEFLATE);
+        assert!(
+            packed.len() * 2 < json.len(),
+            "deflated: {} of {}",
+            packed.len(),
+            json.len()
+        );
+        assert_eq!(unpack("ns", b"KeyPackage", packed).unwrap(), json);
+
+        let secrets = pack(b"MessageSecrets\x01", &json);
+        assert_eq!(secrets[0], RAW, "message secrets stay raw");
+        assert_eq!(unpack("ns", b"MessageSecrets", secrets).unwrap(), json);
+        let small = pack(b"GroupState", b"{}");
+        assert_eq!(small, b"\x00{}");
+    }
+
+    #[test]
+    fn bad_packed_values_are_corrupt_not_panics() {
+        assert!(unpack("ns", b"k", vec![]).is_err());
+        assert!(unpack("ns", b"k", vec![9, 1, 2]).is_err());
+        assert!(unpack("ns", b"k", vec![DEFLATE, 0xff, 0xff]).is_err());
+    }
 }
