@@ -8,7 +8,9 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod content;
 pub mod mls;
+pub mod protocol;
 pub mod room;
 pub mod server;
 pub mod store;

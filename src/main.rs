@@ -8,7 +8,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use mimi_bridge::config::{Config, LogFormat};
 use mimi_bridge::mls::ProxyMls;
-use mimi_bridge::server::{AppState, Server, shutdown_signal};
+use mimi_bridge::server::{AppState, Server, ShutdownSignals};
 use mimi_bridge::store::Store;
 
 #[derive(Parser)]
@@ -102,6 +102,7 @@ fn init_logging(config: &Config) {
 }
 
 async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let signals = ShutdownSignals::install()?;
     let store = Store::open_and_migrate(&config.store_options()).await?;
     let status = store.schema_status().await?;
     tracing::info!(
@@ -128,7 +129,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let server = Server::bind(state).await?;
     let addr = server.local_addr()?;
     tracing::info!(%addr, "listening on {addr}");
-    server.serve(shutdown_signal()).await?;
+    server.serve(signals.recv()).await?;
     store.close().await;
     tracing::info!("stopped");
     Ok(())

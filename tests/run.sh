@@ -37,4 +37,6 @@ if ! pg_up; then
   exit 1
 fi
 
-cargo test --workspace --all-targets "$@"
+# Library, binaries and integration tests; the benchmarks are compiled by clippy in CI and
+# run on their own (`cargo bench`).
+cargo test --workspace --lib --bins --tests "$@"

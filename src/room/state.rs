@@ -137,15 +137,25 @@ impl ParticipantList {
     /// Parses the GroupContext form, checking every user URI.
     pub fn from_wire(data: &ParticipantListData) -> Result<Self, StateError> {
         let mut list = ParticipantList::new();
+        list.participants.reserve(data.participants.len());
+        // An index of the users seen so far: a remote GroupContext may list many participants,
+        // and a linear search per entry would make parsing quadratic.
+        let mut seen: std::collections::HashMap<Vec<u8>, usize> =
+            std::collections::HashMap::with_capacity(data.participants.len());
         for (i, pair) in data.participants.iter().enumerate() {
-            let at = format!("participants[{i}]");
-            let user = parse_user(&at, pair.user.as_slice())?;
+            let at = || format!("participants[{i}]");
+            let user = parse_user(&at(), pair.user.as_slice())?;
             if pair.role_index == NO_ROLE {
-                return Err(StateError::RoleZero { at, user });
+                return Err(StateError::RoleZero { at: at(), user });
             }
-            if let Some(first) = list.index_of(&user) {
-                return Err(StateError::DuplicateUser { at, user, first });
+            if let Some(&first) = seen.get(user.as_str().as_bytes()) {
+                return Err(StateError::DuplicateUser {
+                    at: at(),
+                    user,
+                    first,
+                });
             }
+            seen.insert(user.as_str().as_bytes().to_vec(), i);
             list.participants
                 .push(Participant::new(user, pair.role_index));
         }

@@ -244,7 +244,11 @@ fn validate_commit(
             continue;
         }
         let own_update = cached.change == Change::LeafUpdate && cached.sender == *committer;
-        if external || own_update {
+        // An external commit invalidates the hub's own proposals, which the hub regenerates
+        // and staples (protocol-06 §5.5). Clients' proposals it cannot regenerate: a leaving
+        // or banned user's removals come with the GroupInfo and must be in the commit.
+        let hub_regenerates = external && matches!(cached.sender, Sender::Server(_));
+        if hub_regenerates || own_update {
             dropped.push(cached.clone());
         } else {
             missing.push(cached);
@@ -1492,9 +1496,44 @@ mod tests {
     }
 
     #[test]
-    fn an_external_commit_drops_the_cached_proposals() {
+    fn an_external_commit_must_carry_a_leaving_users_cached_proposals() {
         let s = preauthorized_room();
         let cached = validate_handshake(&s, &bob_leaves(&s)).unwrap().state;
+        let dave = joiner("dave", "phone", vec![claim("org", "a.example")]);
+        let own = vec![
+            (10, Change::ExternalInit),
+            (11, list(&[], &[], &[("dave", 2)])),
+        ];
+        // leaving bob's removals out would cancel his leave: refused
+        let without = commit(&cached, dave.clone(), own.clone());
+        not_allowed(
+            validate_handshake(&cached, &without),
+            "leaves out 3 proposal(s)",
+        );
+        // with them, the joiner's commit completes bob's leave
+        let mut with = commit(&cached, dave, own);
+        if let HandshakeBody::Commit { proposals } = &mut with.body {
+            proposals.extend(cached.pending.iter().cloned());
+        }
+        let accepted = validate_handshake(&cached, &with).unwrap();
+        assert!(accepted.dropped_pending.is_empty());
+        assert!(accepted.state.pending.is_empty());
+        assert_eq!(accepted.state.participants.role_of(&user("dave")), 2);
+        assert!(!accepted.state.participants.contains(&user("bob")));
+        assert!(accepted.state.active_clients(&user("bob")).is_empty());
+    }
+
+    #[test]
+    fn an_external_commit_drops_the_hubs_cached_proposals() {
+        let mut s = preauthorized_room();
+        s.push_participant(user("mallory"), BANNED_ROLE).unwrap();
+        s.push_member(client("mallory", "phone"), user("mallory"))
+            .unwrap();
+        let hub = Sender::Server("a.example".parse().unwrap());
+        let cached =
+            validate_handshake(&s, &propose(&s, hub, vec![(1, remove("mallory", "phone"))]))
+                .unwrap()
+                .state;
         let dave = joiner("dave", "phone", vec![claim("org", "a.example")]);
         let hs = commit(
             &cached,
@@ -1505,8 +1544,10 @@ mod tests {
             ],
         );
         let accepted = validate_handshake(&cached, &hs).unwrap();
-        assert_eq!(accepted.dropped_pending, cached.pending);
-        assert!(accepted.state.pending.is_empty());
+        assert_eq!(
+            accepted.dropped_pending, cached.pending,
+            "the hub regenerates them"
+        );
         assert_eq!(accepted.state.participants.role_of(&user("dave")), 2);
     }
 

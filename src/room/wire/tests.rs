@@ -297,6 +297,14 @@ fn policy_parent_rules() {
 }
 
 #[test]
+fn non_minimal_length_encodings_are_rejected() {
+    // An empty vector must be encoded as the single byte 0x00 (RFC 9420 §2.1.2).
+    assert!(decode_exact::<ParticipantListData>(&[0x00]).is_ok());
+    let err = decode_exact::<ParticipantListData>(&[0x40, 0x00]).unwrap_err();
+    assert!(matches!(err, WireError::Codec { .. }), "{err}");
+}
+
+#[test]
 fn a_huge_declared_length_is_an_error_not_an_allocation() {
     // 0xBFFFFFFF-ish 4-byte varint length with no data behind it.
     let bytes = [0xBF, 0xFF, 0xFF, 0xFF];

@@ -1,0 +1,1 @@
+//! MIMI content format (being written).

@@ -1,0 +1,3 @@
+//! The MIMI server-to-server protocol.
+
+pub mod wire;

@@ -1,0 +1,1 @@
+//! Protocol wire structures (being written).
