@@ -30,6 +30,16 @@ enum Command {
     CheckConfig(ConfigArg),
     /// Apply pending database migrations and exit.
     Migrate(ConfigArg),
+    /// Create a development CA and a certificate for each provider domain (for running several
+    /// providers on one machine; use certificates from a real CA in production).
+    DevCerts {
+        /// Folder to write ca.pem, ca.key, <domain>.pem and <domain>.key into.
+        #[arg(long)]
+        out: PathBuf,
+        /// A provider domain (repeat for several).
+        #[arg(long = "provider", required = true)]
+        providers: Vec<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -43,6 +53,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let arg = match &cli.command {
         Command::Run(a) | Command::CheckConfig(a) | Command::Migrate(a) => a,
+        Command::DevCerts { out, providers } => return dev_certs(out, providers),
     };
     let config = match Config::load_or_default(arg.config.as_deref()) {
         Ok(c) => c,
@@ -75,13 +86,36 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run(_) => run(config).await,
             Command::Migrate(_) => migrate(config).await,
-            Command::CheckConfig(_) => Ok(()),
+            Command::CheckConfig(_) | Command::DevCerts { .. } => Ok(()),
         }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dev_certs(out: &std::path::Path, providers: &[String]) -> ExitCode {
+    for domain in providers {
+        if let Err(e) = mimi_bridge::uri::ProviderId::new(domain) {
+            eprintln!("error: `{domain}` is not a provider domain: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    let written = mimi_bridge::protocol::tls::generate_dev_certificates(providers)
+        .and_then(|certs| mimi_bridge::protocol::tls::write_dev_certificates(out, &certs));
+    match written {
+        Ok(paths) => {
+            for p in paths {
+                println!("wrote {}", p.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
@@ -114,22 +148,66 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         .state_key()
         .map_err(|e| format!("the MLS state key: {e}"))?;
     let provider = mimi_bridge::uri::ProviderId::new(&config.provider.domain)?;
-    let mls = ProxyMls::new(
-        store.clone(),
-        key,
-        config.mimi.code_points.clone(),
-        provider,
-    )
-    .with_key_package_pool(config.mls.key_package_pool);
+    let mls = Arc::new(
+        ProxyMls::new(
+            store.clone(),
+            key,
+            config.mimi.code_points.clone(),
+            provider.clone(),
+        )
+        .with_key_package_pool(config.mls.key_package_pool),
+    );
+    let stop = tokio_util::sync::CancellationToken::new();
+    let grace = std::time::Duration::from_secs(config.server.shutdown_grace_seconds);
+
+    let mimi_task = match &config.mimi.tls {
+        None => {
+            tracing::warn!("no [mimi.tls] section: the MIMI listener is off");
+            None
+        }
+        Some(tls) => {
+            use mimi_bridge::protocol::{
+                directory::Directory, listener::MimiListener, routes, tls as mtls,
+            };
+            let identity = mtls::TlsIdentity::load(&tls.certificate, &tls.private_key)?;
+            let roots = mtls::load_trust_anchors(&tls.trust_anchors)?;
+            let server_tls = mtls::server_config(&identity, roots)?;
+            let listener = MimiListener::bind(tls.listen.parse()?, server_tls).await?;
+            let addr = listener.local_addr()?;
+            let base = config.public_url(addr.port()).unwrap_or_default();
+            let state = routes::ProtocolState {
+                domain: provider.clone(),
+                directory: Arc::new(Directory::for_base(&base)),
+                store: store.clone(),
+                mls: mls.clone(),
+            };
+            tracing::info!(%addr, %base, "MIMI listening on {addr}");
+            let stop = stop.clone();
+            Some(tokio::spawn(listener.serve(
+                routes::router(state),
+                stop.cancelled_owned(),
+                grace,
+            )))
+        }
+    };
+
     let state = AppState {
         config: Arc::new(config),
         store: store.clone(),
-        mls: Arc::new(mls),
+        mls,
     };
     let server = Server::bind(state).await?;
     let addr = server.local_addr()?;
     tracing::info!(%addr, "listening on {addr}");
-    server.serve(signals.recv()).await?;
+    let trigger = stop.clone();
+    tokio::spawn(async move {
+        signals.recv().await;
+        trigger.cancel();
+    });
+    server.serve(stop.cancelled_owned()).await?;
+    if let Some(task) = mimi_task {
+        task.await??;
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -85,8 +85,10 @@ CREATE TABLE pending_commits (
 
 -- Every outgoing call, written in the same transaction as the state change that caused it and
 -- retried with the same id until the peer accepts it.
+-- seq keeps the order items were queued in.
 CREATE TABLE outbox (
-    id                 TEXT   NOT NULL PRIMARY KEY,
+    seq                INTEGER PRIMARY KEY AUTOINCREMENT,
+    id                 TEXT   NOT NULL UNIQUE,
     room_id            TEXT,
     destination        TEXT   NOT NULL,
     kind               TEXT   NOT NULL,

@@ -86,6 +86,29 @@ impl Default for DatabaseConfig {
 pub struct MimiConfig {
     /// Component ids of the room state in the GroupContext; the drafts only suggest them.
     pub code_points: ComponentCodePoints,
+    /// The mutual-TLS listener for other providers. Absent: this daemon takes no part in
+    /// MIMI traffic (useful to try the legacy side alone).
+    pub tls: Option<MimiTlsConfig>,
+    /// Providers reached at a fixed address instead of `https://<domain>` through DNS.
+    pub peers: std::collections::BTreeMap<String, crate::protocol::client::PeerAddress>,
+}
+
+/// The MIMI listener and this provider's certificate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MimiTlsConfig {
+    /// Address and port of the MIMI listener (HTTPS, client certificates required).
+    pub listen: String,
+    /// PEM certificate chain for the provider domain (serverAuth and clientAuth).
+    pub certificate: PathBuf,
+    /// PEM private key of that certificate.
+    pub private_key: PathBuf,
+    /// PEM certificates of the authorities peers' certificates must chain to.
+    pub trust_anchors: PathBuf,
+    /// The base URL peers reach this listener at; default `https://<domain>` with the listen
+    /// port when it is not 443.
+    #[serde(default)]
+    pub public_url: Option<String>,
 }
 
 /// The proxy MLS clients.
@@ -209,6 +232,41 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
+        if let Some(tls) = &self.mimi.tls {
+            let addr: SocketAddr = tls
+                .listen
+                .parse()
+                .map_err(|e| invalid("mimi.tls.listen", format!("is not an address:port ({e})")))?;
+            for (field, path) in [
+                ("mimi.tls.certificate", &tls.certificate),
+                ("mimi.tls.private_key", &tls.private_key),
+                ("mimi.tls.trust_anchors", &tls.trust_anchors),
+            ] {
+                if !path.is_file() {
+                    return Err(invalid(
+                        field,
+                        format!("names {}, which is not a file", path.display()),
+                    ));
+                }
+            }
+            if let Some(url) = &tls.public_url
+                && !url.starts_with("https://")
+            {
+                return Err(invalid(
+                    "mimi.tls.public_url",
+                    format!("`{url}` is not an https URL"),
+                ));
+            }
+            let _ = addr;
+        }
+        for domain in self.mimi.peers.keys() {
+            ProviderId::new(domain).map_err(|e| {
+                invalid(
+                    &format!("mimi.peers.{domain}"),
+                    format!("is not a provider domain: {e}"),
+                )
+            })?;
+        }
         if let Err((field, reason)) = self.mimi.code_points.validate() {
             return Err(invalid(&format!("mimi.code_points.{field}"), reason));
         }
@@ -241,6 +299,21 @@ impl Config {
             }
             Err(_) => StateKey::load_or_create(&self.mls.state_key_file).map_err(|e| e.to_string()),
         }
+    }
+
+    /// The base URL of this provider's MIMI listener, as peers see it, given the port it is
+    /// bound to.
+    pub fn public_url(&self, bound_port: u16) -> Option<String> {
+        let tls = self.mimi.tls.as_ref()?;
+        if let Some(url) = &tls.public_url {
+            return Some(url.trim_end_matches('/').to_string());
+        }
+        let port = bound_port;
+        Some(if port == 443 {
+            format!("https://{}", self.provider.domain)
+        } else {
+            format!("https://{}:{port}", self.provider.domain)
+        })
     }
 
     pub fn store_options(&self) -> StoreOptions {

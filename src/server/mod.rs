@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::mls::ProxyMls;
 use crate::store::Store;
 
-pub use error::ApiError;
+pub use error::{ApiError, not_found};
 
 /// Everything a handler may use, shared by all of them.
 #[derive(Clone)]

@@ -75,7 +75,7 @@ pub async fn enqueue_many(
     Ok(())
 }
 
-/// Undelivered items, oldest first.
+/// Undelivered items, in the order they were queued.
 pub async fn pending<'e>(
     db: impl AnyExecutor<'e>,
     room_id: Option<&str>,
@@ -85,18 +85,16 @@ pub async fn pending<'e>(
     let rows = match room_id {
         Some(room) => {
             sqlx::query(sqlx::AssertSqlSafe(format!(
-                "{COLUMNS} AND room_id = $1 ORDER BY created_at_ms, id"
+                "{COLUMNS} AND room_id = $1 ORDER BY seq"
             )))
             .bind(room)
             .fetch_all(db)
             .await?
         }
         None => {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "{COLUMNS} ORDER BY created_at_ms, id"
-            )))
-            .fetch_all(db)
-            .await?
+            sqlx::query(sqlx::AssertSqlSafe(format!("{COLUMNS} ORDER BY seq")))
+                .fetch_all(db)
+                .await?
         }
     };
     rows.into_iter()

@@ -1,6 +1,12 @@
 //! Shared set-up for integration tests: real databases, real processes.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
 use mimi_bridge::store::{Store, StoreOptions};
 
 /// The Postgres server the tests use. Override with `MIMI_TEST_POSTGRES_URL`
@@ -119,4 +125,114 @@ macro_rules! both_backends {
             )*
         }
     };
+}
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_mimi-bridge");
+
+/// A running daemon whose log lines are collected from stderr.
+pub struct Daemon {
+    pub child: Child,
+    pub lines: mpsc::Receiver<String>,
+    /// The address of the HTTP listener.
+    pub addr: String,
+    /// Every log line read while starting.
+    pub startup: Vec<String>,
+}
+
+impl Daemon {
+    pub fn start(cwd: &Path, args: &[&str]) -> Daemon {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .current_dir(cwd)
+            .env("RUST_LOG", "info")
+            .env_remove("MIMI_BRIDGE_STATE_KEY")
+            .env_remove("MIMI_BRIDGE_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start mimi-bridge");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut seen = Vec::new();
+        let addr = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) => {
+                    // The HTTP listener logs last; the MIMI listener's line comes before it.
+                    if !line.contains("MIMI listening on")
+                        && let Some(rest) = line.split("listening on ").nth(1)
+                    {
+                        break rest.split_whitespace().next().unwrap().to_string();
+                    }
+                    seen.push(line);
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!(
+                        "the daemon did not report its address; it said:\n{}",
+                        seen.join("\n")
+                    );
+                }
+            }
+        };
+        Daemon {
+            child,
+            lines,
+            addr,
+            startup: seen,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Sends a signal and waits for the exit status.
+    pub fn stop(mut self, signal: &str) -> std::process::ExitStatus {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("the daemon did not stop after {signal}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log(&self) -> Vec<String> {
+        self.lines.try_iter().collect()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Daemon {
+    /// The address logged for a listener, e.g. "MIMI listening on".
+    pub fn logged_addr(&self, prefix: &str) -> Option<String> {
+        self.startup
+            .iter()
+            .find_map(|l| l.split(prefix).nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(str::to_string)
+    }
 }

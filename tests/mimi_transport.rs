@@ -1,0 +1,170 @@
+//! Mutual TLS between two providers: real daemons, real certificates made by the CLI.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use common::{BIN, Daemon};
+use mimi_bridge::protocol::client::{MimiClient, PeerAddress};
+use mimi_bridge::protocol::directory::Endpoint;
+use mimi_bridge::protocol::tls::{TlsIdentity, load_trust_anchors};
+use mimi_bridge::uri::ProviderId;
+
+fn dev_certs(dir: &Path, providers: &[&str]) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["dev-certs", "--out"]).arg(dir);
+    for p in providers {
+        cmd.args(["--provider", p]);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ca.pem"));
+}
+
+/// Starts the provider `domain` with its MIMI listener; returns it and the MIMI address.
+fn start_provider(dir: &Path, certs: &Path, domain: &str) -> (Daemon, String) {
+    let home = dir.join(domain);
+    std::fs::create_dir_all(&home).unwrap();
+    let config = home.join("bridge.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[provider]\ndomain = \"{domain}\"\n[server]\nlisten = \"127.0.0.1:0\"\n\
+             [database]\nurl = \"sqlite://{home}/bridge.db\"\n\
+             [mimi.tls]\nlisten = \"127.0.0.1:0\"\ncertificate = \"{certs}/{domain}.pem\"\n\
+             private_key = \"{certs}/{domain}.key\"\ntrust_anchors = \"{certs}/ca.pem\"\n",
+            home = home.display(),
+            certs = certs.display(),
+        ),
+    )
+    .unwrap();
+    let daemon = Daemon::start(&home, &["run", "--config", config.to_str().unwrap()]);
+    let mimi = daemon
+        .logged_addr("MIMI listening on ")
+        .expect("the daemon logs its MIMI address");
+    (daemon, mimi)
+}
+
+fn client_as(certs: &Path, domain: &str, peer: &str, addr: &str) -> MimiClient {
+    let identity = TlsIdentity::load(
+        &certs.join(format!("{domain}.pem")),
+        &certs.join(format!("{domain}.key")),
+    )
+    .unwrap();
+    let roots = load_trust_anchors(&certs.join("ca.pem")).unwrap();
+    let mut peers = BTreeMap::new();
+    peers.insert(
+        peer.to_string(),
+        PeerAddress {
+            address: addr.parse().unwrap(),
+        },
+    );
+    MimiClient::new(ProviderId::new(domain).unwrap(), &identity, roots, &peers).unwrap()
+}
+
+#[tokio::test]
+async fn a_peer_with_a_trusted_certificate_discovers_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    dev_certs(&certs, &["a.example", "b.example"]);
+    let (b, b_mimi) = start_provider(dir.path(), &certs, "b.example");
+    let a = client_as(&certs, "a.example", "b.example", &b_mimi);
+    let directory = a
+        .directory(&ProviderId::new("b.example").unwrap())
+        .await
+        .unwrap();
+    let port = b_mimi.rsplit(':').next().unwrap();
+    assert_eq!(
+        directory.template(Endpoint::Notify),
+        format!("https://b.example:{port}/mimi/v1/notify/{{roomId}}")
+    );
+    assert!(b.stop("-TERM").success());
+}
+
+#[tokio::test]
+async fn connections_without_a_trusted_client_certificate_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    let other = dir.path().join("other-ca");
+    dev_certs(&certs, &["a.example", "b.example"]);
+    dev_certs(&other, &["a.example"]);
+    let (b, b_mimi) = start_provider(dir.path(), &certs, "b.example");
+    let url = format!(
+        "https://b.example:{}/.well-known/mimi-protocol-directory",
+        b_mimi.rsplit(':').next().unwrap()
+    );
+    let roots = load_trust_anchors(&certs.join("ca.pem")).unwrap();
+
+    // no client certificate at all
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots.clone())
+    .with_no_client_auth();
+    let anonymous = reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .resolve("b.example", b_mimi.parse().unwrap())
+        .build()
+        .unwrap();
+    assert!(
+        anonymous.get(&url).send().await.is_err(),
+        "a client without a certificate gets no answer"
+    );
+
+    // a certificate for a.example, but from an authority b does not trust
+    let a = client_as(&other, "a.example", "b.example", &b_mimi);
+    let err = a
+        .directory(&ProviderId::new("b.example").unwrap())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().starts_with("b.example:"), "{err}");
+
+    // b still serves trusted peers
+    let a = client_as(&certs, "a.example", "b.example", &b_mimi);
+    assert!(
+        a.directory(&ProviderId::new("b.example").unwrap())
+            .await
+            .is_ok()
+    );
+    assert!(b.stop("-TERM").success());
+}
+
+#[test]
+fn check_config_names_a_missing_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bridge.toml");
+    std::fs::write(
+        &config,
+        "[mimi.tls]\nlisten = \"127.0.0.1:0\"\ncertificate = \"/nonexistent/a.pem\"\n\
+         private_key = \"/nonexistent/a.key\"\ntrust_anchors = \"/nonexistent/ca.pem\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check-config", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("mimi.tls.certificate"));
+}
+
+#[test]
+fn dev_certs_refuses_a_bad_domain() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["dev-certs", "--out"])
+        .arg(dir.path())
+        .args(["--provider", "not a domain"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a domain"));
+}
