@@ -49,7 +49,9 @@ impl MimiListener {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
         grace: Duration,
     ) -> std::io::Result<()> {
-        let tracker = tokio_util::task::TaskTracker::new();
+        // Watches every served connection, so shutdown can close idle keep-alive
+        // connections at once and let busy ones finish their request.
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         tokio::pin!(shutdown);
         loop {
             let (tcp, remote) = tokio::select! {
@@ -64,8 +66,10 @@ impl MimiListener {
             };
             let acceptor = self.acceptor.clone();
             let router = router.clone();
-            tracker.spawn(async move {
-                let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+            let watcher = graceful.watcher();
+            tokio::spawn(async move {
+                let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
+                {
                     Ok(Ok(tls)) => tls,
                     Ok(Err(e)) => {
                         tracing::info!(%remote, error = %e, "MIMI listener: TLS handshake refused");
@@ -87,21 +91,29 @@ impl MimiListener {
                     tracing::warn!(%remote, "MIMI listener: no client certificate after handshake");
                     return;
                 };
-                let service = router.map_request(move |mut req: axum::extract::Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(cert.clone());
-                    req
-                });
+                let service = router.map_request(
+                    move |mut req: axum::extract::Request<hyper::body::Incoming>| {
+                        req.extensions_mut().insert(cert.clone());
+                        req
+                    },
+                );
                 let hyper_service = TowerToHyperService::new(service);
-                if let Err(e) = Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tls), hyper_service)
-                    .await
-                {
+                let builder = Builder::new(TokioExecutor::new());
+                let connection = watcher.watch(
+                    builder
+                        .serve_connection(TokioIo::new(tls), hyper_service)
+                        .into_owned(),
+                );
+                if let Err(e) = connection.await {
                     tracing::debug!(%remote, error = %e, "MIMI listener: connection ended with an error");
                 }
             });
         }
-        tracker.close();
-        if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        drop(self.listener);
+        if tokio::time::timeout(grace, graceful.shutdown())
+            .await
+            .is_err()
+        {
             tracing::warn!("MIMI listener: connections still open after the grace period");
         }
         Ok(())
