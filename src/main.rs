@@ -160,19 +160,42 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let stop = tokio_util::sync::CancellationToken::new();
     let grace = std::time::Duration::from_secs(config.server.shutdown_grace_seconds);
 
-    let mimi_task = match &config.mimi.tls {
+    use mimi_bridge::protocol::{
+        client::MimiClient, directory::Directory, listener::MimiListener, routes,
+        service::MimiService, tls as mtls,
+    };
+    let tls_parts = match &config.mimi.tls {
         None => {
-            tracing::warn!("no [mimi.tls] section: the MIMI listener is off");
+            tracing::warn!("no [mimi.tls] section: the MIMI listener and client are off");
             None
         }
         Some(tls) => {
-            use mimi_bridge::protocol::{
-                directory::Directory, listener::MimiListener, routes, tls as mtls,
-            };
             let identity = mtls::TlsIdentity::load(&tls.certificate, &tls.private_key)?;
             let roots = mtls::load_trust_anchors(&tls.trust_anchors)?;
-            let server_tls = mtls::server_config(&identity, roots)?;
-            let listener = MimiListener::bind(tls.listen.parse()?, server_tls).await?;
+            let client = MimiClient::new(
+                provider.clone(),
+                &identity,
+                roots.clone(),
+                &config.mimi.peers,
+            )?;
+            Some((
+                tls.listen.parse::<std::net::SocketAddr>()?,
+                mtls::server_config(&identity, roots)?,
+                Arc::new(client),
+            ))
+        }
+    };
+    let service = Arc::new(MimiService::new(
+        provider.clone(),
+        store.clone(),
+        mls.clone(),
+        tls_parts.as_ref().map(|(_, _, c)| c.clone()),
+    ));
+    let delivery = service.clone().spawn_delivery(stop.clone());
+    let mimi_task = match tls_parts {
+        None => None,
+        Some((listen, server_tls, _)) => {
+            let listener = MimiListener::bind(listen, server_tls).await?;
             let addr = listener.local_addr()?;
             let base = config.public_url(addr.port()).unwrap_or_default();
             let state = routes::ProtocolState {
@@ -180,6 +203,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
                 directory: Arc::new(Directory::for_base(&base)),
                 store: store.clone(),
                 mls: mls.clone(),
+                service: service.clone(),
             };
             tracing::info!(%addr, %base, "MIMI listening on {addr}");
             let stop = stop.clone();
@@ -195,6 +219,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         config: Arc::new(config),
         store: store.clone(),
         mls,
+        service,
     };
     let server = Server::bind(state).await?;
     let addr = server.local_addr()?;
@@ -208,6 +233,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(task) = mimi_task {
         task.await??;
     }
+    let _ = delivery.await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())

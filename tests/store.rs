@@ -300,6 +300,7 @@ async fn the_outbox_keeps_items_until_delivered(db: TestDb) {
         room_id: room.map(str::to_string),
         destination: "b.example".into(),
         kind: "message".into(),
+        sender: None,
         body: id.as_bytes().to_vec(),
         attempts: 0,
     };

@@ -79,6 +79,7 @@ CREATE TABLE pending_commits (
     epoch        BIGINT NOT NULL,
     commit_hash  BYTEA   NOT NULL,
     welcome_hash BYTEA,
+    group_info_hash BYTEA,
     local_joiners TEXT  NOT NULL,
     PRIMARY KEY (room_id, client_uri)
 );
@@ -92,6 +93,8 @@ CREATE TABLE outbox (
     room_id            TEXT,
     destination        TEXT   NOT NULL,
     kind               TEXT   NOT NULL,
+    -- the MIMI user an outgoing message is sent as
+    sender             TEXT,
     body               BYTEA   NOT NULL,
     created_at_ms      BIGINT NOT NULL,
     attempts           BIGINT NOT NULL DEFAULT 0,

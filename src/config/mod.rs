@@ -50,6 +50,8 @@ pub struct ServerConfig {
     pub listen: String,
     /// Seconds to let in-flight requests finish after SIGINT or SIGTERM.
     pub shutdown_grace_seconds: u64,
+    /// Bearer token of the operator API (`/admin/v1`); absent: the API is off.
+    pub admin_token: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -57,6 +59,7 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: "127.0.0.1:8448".into(),
             shutdown_grace_seconds: 10,
+            admin_token: None,
         }
     }
 }

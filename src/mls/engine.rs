@@ -253,6 +253,17 @@ impl ProxyMls {
         Ok(kp)
     }
 
+    /// Runs `f` with a local client's signer and credential (to sign protocol requests).
+    pub async fn with_client_identity<T>(
+        &self,
+        client: &ClientUri,
+        f: impl FnOnce(&SignatureKeyPair, &CredentialWithKey) -> T,
+    ) -> Result<T, MlsError> {
+        let mut conn = self.store.pool().acquire().await?;
+        let identity = clients::load(&mut conn, &self.key, client).await?;
+        Ok(f(&identity.signer, &identity.credential))
+    }
+
     /// One key package of each of many local clients, in one transaction.
     pub async fn key_packages(&self, clients: &[ClientUri]) -> Result<Vec<Vec<u8>>, MlsError> {
         let mut tx = self.store.begin().await?;
@@ -598,6 +609,15 @@ impl ProxyMls {
         state
     }
 
+    /// The room state and epoch authenticator as the room's reader sees them.
+    pub async fn reader_view(&self, room: &RoomUri) -> Result<(RoomState, Vec<u8>), MlsError> {
+        let reader = {
+            let mut conn = self.store.pool().acquire().await?;
+            self.reader_of(&mut conn, room).await?.1
+        };
+        self.member_view(room, &reader).await
+    }
+
     /// The GroupContext state as a given local member sees it, after catching up.
     pub async fn member_view(
         &self,
@@ -852,6 +872,10 @@ impl ProxyMls {
             Some(w) => Some(mls_blobs::put(&mut tx, w).await?),
             None => None,
         };
+        let group_info_hash = match &group_info {
+            Some(gi) => Some(mls_blobs::put(&mut tx, gi).await?),
+            None => None,
+        };
         pending_commits::put(
             &mut *tx,
             room.as_str(),
@@ -860,6 +884,7 @@ impl ProxyMls {
                 epoch: m.epoch,
                 commit_hash: commit_hash.clone(),
                 welcome_hash,
+                group_info_hash,
                 local_joiners: local_joiners.iter().map(|c| c.to_string()).collect(),
             },
         )
@@ -871,6 +896,7 @@ impl ProxyMls {
                 room_id: Some(room.to_string()),
                 destination: room.provider().domain().to_string(),
                 kind: "commit".into(),
+                sender: None,
                 body: commit.clone(),
                 attempts: 0,
             },
@@ -968,7 +994,11 @@ impl ProxyMls {
             self.drop_removed_members(&mut tx, room, &m.group).await?;
         }
         pending_commits::delete(&mut *tx, room.as_str(), committer.as_str()).await?;
-        if let Some(hash) = &pending.welcome_hash {
+        for hash in pending
+            .welcome_hash
+            .iter()
+            .chain(pending.group_info_hash.iter())
+        {
             mls_blobs::delete_if_unreferenced(&mut tx, hash).await?;
         }
         let state = room_sync::room_state(&m.group, room, &self.cp)?;
@@ -997,7 +1027,10 @@ impl ProxyMls {
             .during("clear pending commit")?;
         pending_commits::delete(&mut *tx, room.as_str(), committer.as_str()).await?;
         if let Some(pending) = &pending {
-            for hash in std::iter::once(&pending.commit_hash).chain(pending.welcome_hash.iter()) {
+            for hash in std::iter::once(&pending.commit_hash)
+                .chain(pending.welcome_hash.iter())
+                .chain(pending.group_info_hash.iter())
+            {
                 mls_blobs::delete_if_unreferenced(&mut tx, hash).await?;
             }
         }
@@ -1278,6 +1311,7 @@ impl ProxyMls {
                 room_id: Some(room.to_string()),
                 destination: room.provider().domain().to_string(),
                 kind: "commit".into(),
+                sender: None,
                 body: commit.clone(),
                 attempts: 0,
             },
@@ -1552,6 +1586,7 @@ impl ProxyMls {
                 room_id: Some(room.to_string()),
                 destination: room.provider().domain().to_string(),
                 kind: "message".into(),
+                sender: Some(m.identity.user.to_string()),
                 body: message.clone(),
                 attempts: 0,
             })

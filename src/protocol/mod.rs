@@ -3,8 +3,10 @@
 
 pub mod client;
 pub mod directory;
+pub mod endpoints;
 pub mod listener;
 pub mod peer;
 pub mod routes;
+pub mod service;
 pub mod tls;
 pub mod wire;

@@ -2,11 +2,13 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::routing::get;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use super::directory::Directory;
+use super::endpoints;
+use super::service::MimiService;
 use crate::mls::ProxyMls;
 use crate::store::Store;
 use crate::uri::ProviderId;
@@ -18,11 +20,26 @@ pub struct ProtocolState {
     pub directory: Arc<Directory>,
     pub store: Store,
     pub mls: Arc<ProxyMls>,
+    pub service: Arc<MimiService>,
 }
+
+/// Largest request body: a commit adding a thousand members is about 300 KiB.
+const BODY_LIMIT: usize = 16 << 20;
 
 pub fn router(state: ProtocolState) -> Router {
     Router::new()
         .route("/.well-known/mimi-protocol-directory", get(directory))
+        .route(
+            "/mimi/v1/keyMaterial/{target}",
+            post(endpoints::key_material),
+        )
+        .route("/mimi/v1/update/{room}", post(endpoints::update))
+        .route(
+            "/mimi/v1/submitMessage/{room}",
+            post(endpoints::submit_message),
+        )
+        .route("/mimi/v1/notify/{room}", post(endpoints::notify))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .fallback(crate::server::not_found)
         .with_state(state)
 }

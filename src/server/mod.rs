@@ -1,5 +1,6 @@
 //! The daemon's HTTP side: one [`AppState`], thin handlers, JSON errors.
 
+mod admin;
 mod error;
 mod health;
 
@@ -23,12 +24,14 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
     pub mls: Arc<ProxyMls>,
+    pub service: Arc<crate::protocol::service::MimiService>,
 }
 
 /// The daemon's routes.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health::health))
+        .merge(admin::routes())
         .fallback(error::not_found)
         .with_state(state)
 }

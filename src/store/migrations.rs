@@ -22,6 +22,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "mls",
         include_str!("../../migrations/sqlite/0002_mls.sql"),
     ),
+    (
+        3,
+        "delivery",
+        include_str!("../../migrations/sqlite/0003_delivery.sql"),
+    ),
 ];
 
 /// (version, description, SQL) for Postgres.
@@ -35,6 +40,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         2,
         "mls",
         include_str!("../../migrations/postgres/0002_mls.sql"),
+    ),
+    (
+        3,
+        "delivery",
+        include_str!("../../migrations/postgres/0003_delivery.sql"),
     ),
 ];
 

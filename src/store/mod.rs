@@ -3,10 +3,12 @@
 //! `migrations/`. The store knows nothing of the layers above: it stores bytes and strings.
 
 mod error;
+pub mod inbound_messages;
 pub mod key_packages;
 mod migrations;
 pub mod mls_blobs;
 pub mod mls_kv;
+pub mod notify_seen;
 pub mod outbox;
 pub mod pending_commits;
 pub mod pending_proposals;

@@ -11,6 +11,8 @@ pub struct OutboxRecord {
     pub room_id: Option<String>,
     pub destination: String,
     pub kind: String,
+    /// The MIMI user an outgoing message is sent as.
+    pub sender: Option<String>,
     pub body: Vec<u8>,
     pub attempts: i64,
 }
@@ -18,13 +20,14 @@ pub struct OutboxRecord {
 pub async fn enqueue<'e>(db: impl AnyExecutor<'e>, item: &OutboxRecord) -> Result<(), StoreError> {
     let now = now_ms();
     sqlx::query(
-        "INSERT INTO outbox (id, room_id, destination, kind, body, created_at_ms, next_attempt_at_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6, $6)",
+        "INSERT INTO outbox (id, room_id, destination, kind, sender, body, created_at_ms, next_attempt_at_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
     )
     .bind(&item.id)
     .bind(&item.room_id)
     .bind(&item.destination)
     .bind(&item.kind)
+    .bind(&item.sender)
     .bind(&item.body)
     .bind(now)
     .execute(db)
@@ -37,11 +40,11 @@ pub async fn enqueue_many(
     conn: &mut sqlx::AnyConnection,
     items: &[OutboxRecord],
 ) -> Result<(), StoreError> {
-    const COLUMNS: usize = 6;
+    const COLUMNS: usize = 7;
     // SQLite allows 32766 bound parameters per statement; stay well below.
     for chunk in items.chunks(500) {
         let mut sql = String::from(
-            "INSERT INTO outbox (id, room_id, destination, kind, body, created_at_ms, next_attempt_at_ms) VALUES ",
+            "INSERT INTO outbox (id, room_id, destination, kind, sender, body, created_at_ms, next_attempt_at_ms) VALUES ",
         );
         for i in 0..chunk.len() {
             let b = i * COLUMNS;
@@ -49,14 +52,15 @@ pub async fn enqueue_many(
                 sql.push_str(", ");
             }
             sql.push_str(&format!(
-                "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
                 b + 1,
                 b + 2,
                 b + 3,
                 b + 4,
                 b + 5,
                 b + 6,
-                b + 6
+                b + 7,
+                b + 7
             ));
         }
         let now = now_ms();
@@ -67,6 +71,7 @@ pub async fn enqueue_many(
                 .bind(&item.room_id)
                 .bind(&item.destination)
                 .bind(&item.kind)
+                .bind(&item.sender)
                 .bind(&item.body)
                 .bind(now);
         }
@@ -80,7 +85,7 @@ pub async fn pending<'e>(
     db: impl AnyExecutor<'e>,
     room_id: Option<&str>,
 ) -> Result<Vec<OutboxRecord>, StoreError> {
-    const COLUMNS: &str = "SELECT id, room_id, destination, kind, body, attempts FROM outbox \
+    const COLUMNS: &str = "SELECT id, room_id, destination, kind, sender, body, attempts FROM outbox \
                            WHERE delivered_at_ms IS NULL";
     let rows = match room_id {
         Some(room) => {
@@ -104,6 +109,7 @@ pub async fn pending<'e>(
                 room_id: row.try_get("room_id")?,
                 destination: row.try_get("destination")?,
                 kind: row.try_get("kind")?,
+                sender: row.try_get("sender")?,
                 body: row.try_get("body")?,
                 attempts: row.try_get("attempts")?,
             })
@@ -121,4 +127,59 @@ pub async fn mark_delivered<'e>(db: impl AnyExecutor<'e>, id: &str) -> Result<bo
     .execute(db)
     .await?;
     Ok(result.rows_affected() == 1)
+}
+
+/// An undelivered item with its place in the queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DueItem {
+    pub seq: i64,
+    pub item: OutboxRecord,
+    pub next_attempt_at_ms: i64,
+}
+
+/// The first undelivered item of every (room, destination) queue, due or not: a queue is
+/// delivered strictly in order, so only its head may be attempted.
+pub async fn heads<'e>(db: impl AnyExecutor<'e>) -> Result<Vec<DueItem>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT o.seq, o.id, o.room_id, o.destination, o.kind, o.sender, o.body, o.attempts, o.next_attempt_at_ms \
+         FROM outbox o WHERE o.delivered_at_ms IS NULL AND o.seq = ( \
+           SELECT MIN(p.seq) FROM outbox p WHERE p.delivered_at_ms IS NULL \
+           AND p.destination = o.destination \
+           AND COALESCE(p.room_id, '') = COALESCE(o.room_id, '')) \
+         ORDER BY o.seq",
+    )
+    .fetch_all(db)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(DueItem {
+                seq: row.try_get("seq")?,
+                next_attempt_at_ms: row.try_get("next_attempt_at_ms")?,
+                item: OutboxRecord {
+                    id: row.try_get("id")?,
+                    room_id: row.try_get("room_id")?,
+                    destination: row.try_get("destination")?,
+                    kind: row.try_get("kind")?,
+                    sender: row.try_get("sender")?,
+                    body: row.try_get("body")?,
+                    attempts: row.try_get("attempts")?,
+                },
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(StoreError::from)
+}
+
+/// Records a failed attempt and when to try again.
+pub async fn reschedule<'e>(
+    db: impl AnyExecutor<'e>,
+    id: &str,
+    next_attempt_at_ms: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE outbox SET attempts = attempts + 1, next_attempt_at_ms = $1 WHERE id = $2")
+        .bind(next_attempt_at_ms)
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(())
 }

@@ -11,6 +11,8 @@ pub struct PendingCommitRecord {
     pub epoch: i64,
     pub commit_hash: Vec<u8>,
     pub welcome_hash: Option<Vec<u8>>,
+    /// The GroupInfo of the epoch the commit creates, for the hub to serve external joins.
+    pub group_info_hash: Option<Vec<u8>>,
     /// Local proxy clients the commit adds (they join from the Welcome once it is accepted).
     pub local_joiners: Vec<String>,
 }
@@ -21,16 +23,17 @@ pub async fn put<'e>(
     p: &PendingCommitRecord,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO pending_commits (room_id, client_uri, epoch, commit_hash, welcome_hash, local_joiners) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (room_id, client_uri) DO UPDATE SET \
-         epoch = excluded.epoch, commit_hash = excluded.commit_hash, \
-         welcome_hash = excluded.welcome_hash, local_joiners = excluded.local_joiners",
+        "INSERT INTO pending_commits (room_id, client_uri, epoch, commit_hash, welcome_hash, group_info_hash, local_joiners) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (room_id, client_uri) DO UPDATE SET \
+         epoch = excluded.epoch, commit_hash = excluded.commit_hash, welcome_hash = excluded.welcome_hash, \
+         group_info_hash = excluded.group_info_hash, local_joiners = excluded.local_joiners",
     )
     .bind(room_id)
     .bind(&p.client_uri)
     .bind(p.epoch)
     .bind(&p.commit_hash)
     .bind(&p.welcome_hash)
+    .bind(&p.group_info_hash)
     .bind(p.local_joiners.join("\n"))
     .execute(db)
     .await?;
@@ -43,8 +46,8 @@ pub async fn get<'e>(
     client_uri: &str,
 ) -> Result<Option<PendingCommitRecord>, StoreError> {
     let row = sqlx::query(
-        "SELECT client_uri, epoch, commit_hash, welcome_hash, local_joiners FROM pending_commits \
-         WHERE room_id = $1 AND client_uri = $2",
+        "SELECT client_uri, epoch, commit_hash, welcome_hash, group_info_hash, local_joiners \
+         FROM pending_commits WHERE room_id = $1 AND client_uri = $2",
     )
     .bind(room_id)
     .bind(client_uri)
@@ -57,6 +60,7 @@ pub async fn get<'e>(
             epoch: row.try_get("epoch")?,
             commit_hash: row.try_get("commit_hash")?,
             welcome_hash: row.try_get("welcome_hash")?,
+            group_info_hash: row.try_get("group_info_hash")?,
             local_joiners: joiners
                 .lines()
                 .filter(|l| !l.is_empty())
@@ -79,4 +83,21 @@ pub async fn delete<'e>(
         .execute(db)
         .await?;
     Ok(result.rows_affected() == 1)
+}
+
+/// The pending commit with this commit hash, if a local client made it.
+pub async fn by_commit<'e>(
+    db: impl AnyExecutor<'e>,
+    room_id: &str,
+    commit_hash: &[u8],
+) -> Result<Option<String>, StoreError> {
+    Ok(sqlx::query(
+        "SELECT client_uri FROM pending_commits WHERE room_id = $1 AND commit_hash = $2",
+    )
+    .bind(room_id)
+    .bind(commit_hash)
+    .fetch_optional(db)
+    .await?
+    .map(|r| r.try_get::<String, _>("client_uri"))
+    .transpose()?)
 }

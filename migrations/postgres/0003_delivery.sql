@@ -1,0 +1,19 @@
+-- Messages decrypted for this provider's users, in hub order: the queue towards the
+-- legacy side.
+CREATE TABLE inbound_messages (
+    seq              BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    room_id          TEXT   NOT NULL,
+    sender_client    TEXT   NOT NULL,
+    payload          BYTEA   NOT NULL,
+    hub_timestamp_ms BIGINT NOT NULL,
+    received_at_ms   BIGINT NOT NULL
+);
+CREATE INDEX inbound_messages_by_room ON inbound_messages (room_id, seq);
+
+-- Hashes of /notify bodies already processed: a byte-identical retry is answered 201 and
+-- not processed again (protocol-06 §5.5).
+CREATE TABLE notify_seen (
+    body_hash      BYTEA   NOT NULL PRIMARY KEY,
+    room_id        TEXT   NOT NULL,
+    received_at_ms BIGINT NOT NULL
+);

@@ -1,0 +1,117 @@
+//! The MIMI endpoints (protocol-06 §5): thin handlers that decode the TLS body, call the
+//! service, and encode the answer. Errors are JSON with an HTTP 4xx/5xx status.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::peer::AuthenticatedPeer;
+use super::routes::ProtocolState;
+use super::service::ServiceError;
+use super::wire::{self, KeyMaterialRequest, SubmitMessageRequest, UpdateRequest, WireStruct};
+use crate::mls::MlsError;
+use crate::server::ApiError;
+use crate::uri::{RoomUri, UserUri};
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> ApiError {
+        let (status, code) = match &e {
+            ServiceError::UnknownRoom(_) => (StatusCode::NOT_FOUND, "unknown_room"),
+            ServiceError::NotHub(_) => (StatusCode::NOT_FOUND, "not_hub"),
+            ServiceError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ServiceError::Malformed { .. } | ServiceError::Mls(MlsError::Malformed { .. }) => {
+                (StatusCode::BAD_REQUEST, "malformed")
+            }
+            ServiceError::Mls(MlsError::UnknownRoom(_)) => (StatusCode::NOT_FOUND, "unknown_room"),
+            ServiceError::Mls(MlsError::Rejected { .. }) => (StatusCode::CONFLICT, "rejected"),
+            ServiceError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
+            ServiceError::Client(_) => (StatusCode::BAD_GATEWAY, "peer_unreachable"),
+            ServiceError::Mls(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        ApiError::new(status, code, e.to_string())
+    }
+}
+
+fn decode<T: WireStruct>(body: &[u8]) -> Result<T, ApiError> {
+    wire::decode_exact(body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", e.to_string()))
+}
+
+fn encoded<T: WireStruct>(status: StatusCode, value: &T) -> Result<Response, ApiError> {
+    let bytes = wire::encode(value)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    Ok((
+        status,
+        [(header::CONTENT_TYPE, "application/octet-stream")],
+        bytes,
+    )
+        .into_response())
+}
+
+fn room_param(raw: &str) -> Result<RoomUri, ApiError> {
+    RoomUri::from_path_param(raw).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_room_id",
+            format!("`{raw}` is not a room URI: {e}"),
+        )
+    })
+}
+
+/// `POST /keyMaterial/{targetUser}`
+pub async fn key_material(
+    State(state): State<ProtocolState>,
+    AuthenticatedPeer(_peer): AuthenticatedPeer,
+    Path(target): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let target = UserUri::from_path_param(&target).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_user",
+            format!("`{target}` is not a user URI: {e}"),
+        )
+    })?;
+    let request: KeyMaterialRequest = decode(&body)?;
+    let response = state.service.key_material(&target, &request).await?;
+    encoded(StatusCode::OK, &response)
+}
+
+/// `POST /update/{roomId}`
+pub async fn update(
+    State(state): State<ProtocolState>,
+    AuthenticatedPeer(peer): AuthenticatedPeer,
+    Path(room): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let room = room_param(&room)?;
+    let request: UpdateRequest = decode(&body)?;
+    let response = state.service.hub_update(&room, &peer, request).await?;
+    encoded(StatusCode::OK, &response)
+}
+
+/// `POST /submitMessage/{roomId}`
+pub async fn submit_message(
+    State(state): State<ProtocolState>,
+    AuthenticatedPeer(peer): AuthenticatedPeer,
+    Path(room): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let room = room_param(&room)?;
+    let request: SubmitMessageRequest = decode(&body)?;
+    let response = state.service.hub_submit(&room, &peer, request).await?;
+    encoded(StatusCode::OK, &response)
+}
+
+/// `POST /notify/{roomId}`: 201, also for a byte-identical duplicate (processed once).
+pub async fn notify(
+    State(state): State<ProtocolState>,
+    AuthenticatedPeer(peer): AuthenticatedPeer,
+    Path(room): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let room = room_param(&room)?;
+    state.service.follower_notify(&room, &peer, &body).await?;
+    Ok(StatusCode::CREATED.into_response())
+}

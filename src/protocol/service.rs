@@ -1,0 +1,921 @@
+//! The protocol roles of this daemon: hub of the rooms its provider hosts, follower in the
+//! others, and the delivery of the outbox.
+//!
+//! Handshakes and messages of local proxy clients take the same path as remote ones: the MLS
+//! engine queues them for the room's hub; when that hub is this daemon, the delivery step
+//! hands them to the hub logic directly instead of over HTTP.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::client::{ClientError, MimiClient};
+use super::directory::Endpoint;
+use super::wire::{
+    self, ClientKeyMaterial, ClientStatus, FanoutBody, FanoutMessage, GroupInfoOption,
+    HandshakeBundle, HandshakeBundleBody, IdentifierUri, KeyMaterialRequest, KeyMaterialResponse,
+    KeyMaterialUserCode, MlsMessage, Protocol, RatchetTreeOption, SubmitMessageRequest,
+    SubmitMessageResponse, SubmitStatus, UpdateOutcome, UpdateRequest, UpdateRoomResponse,
+};
+use crate::mls::{Incoming, MlsError, ProxyMls};
+use crate::room::state::{BANNED_ROLE, NO_ROLE, RoomState};
+use crate::room::validation::{RejectCode, check_application_message};
+use crate::store::rooms::OurRole;
+use crate::store::{
+    Store, StoreError, inbound_messages, mls_blobs, notify_seen, now_ms, outbox, pending_commits,
+    proxy_clients, room_groups, rooms,
+};
+use crate::uri::{ClientUri, ProviderId, RoomUri, UserUri};
+
+/// Why a protocol request could not be served; each maps to an HTTP status with a JSON body.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("room {0} is not known here")]
+    UnknownRoom(String),
+    #[error("this provider is not the hub of room {0}")]
+    NotHub(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("malformed {what}: {reason}")]
+    Malformed { what: &'static str, reason: String },
+    #[error(transparent)]
+    Mls(#[from] MlsError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Client(#[from] ClientError),
+}
+
+/// The hub, follower and delivery logic of one daemon.
+pub struct MimiService {
+    pub domain: ProviderId,
+    pub store: Store,
+    pub mls: Arc<ProxyMls>,
+    pub client: Option<Arc<MimiClient>>,
+    wake: tokio::sync::Notify,
+}
+
+fn malformed(what: &'static str) -> impl FnOnce(String) -> ServiceError {
+    move |reason| ServiceError::Malformed { what, reason }
+}
+
+impl MimiService {
+    pub fn new(
+        domain: ProviderId,
+        store: Store,
+        mls: Arc<ProxyMls>,
+        client: Option<Arc<MimiClient>>,
+    ) -> MimiService {
+        MimiService {
+            domain,
+            store,
+            mls,
+            client,
+            wake: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Asks the delivery loop to look at the outbox now.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    async fn our_room(&self, room: &RoomUri) -> Result<rooms::RoomRecord, ServiceError> {
+        rooms::get(self.store.pool(), room.as_str())
+            .await?
+            .ok_or_else(|| ServiceError::UnknownRoom(room.to_string()))
+    }
+
+    async fn hosted_room(&self, room: &RoomUri) -> Result<(), ServiceError> {
+        match self.our_room(room).await?.our_role {
+            OurRole::Hub => Ok(()),
+            OurRole::Follower => Err(ServiceError::NotHub(room.to_string())),
+        }
+    }
+
+    async fn epoch(&self, room: &RoomUri) -> Result<u64, ServiceError> {
+        Ok(room_groups::get(self.store.pool(), room.as_str())
+            .await?
+            .ok_or_else(|| ServiceError::UnknownRoom(room.to_string()))?
+            .epoch as u64)
+    }
+
+    // ------------------------------------------------------------------ key material
+
+    /// `/keyMaterial/{targetUser}` for one of this provider's users: one key package of each of
+    /// its proxy clients.
+    pub async fn key_material(
+        &self,
+        target: &UserUri,
+        request: &KeyMaterialRequest,
+    ) -> Result<KeyMaterialResponse, ServiceError> {
+        let mut response = KeyMaterialResponse {
+            protocol: Protocol::Mls10,
+            user_status: KeyMaterialUserCode::UserUnknown,
+            user_uri: IdentifierUri::new(target.as_str()),
+            clients: Vec::new(),
+        };
+        if target.provider() != &self.domain {
+            return Ok(response);
+        }
+        if request.target_user.as_str() != Some(target.as_str()) {
+            return Err(ServiceError::Malformed {
+                what: "KeyMaterialRequest",
+                reason: "targetUser differs from the user in the path".into(),
+            });
+        }
+        let clients = proxy_clients::for_user(self.store.pool(), target.as_str()).await?;
+        for c in clients {
+            let client = ClientUri::from_bytes(c.as_bytes())
+                .map_err(|e| StoreError::Database(sqlx::Error::Decode(e.to_string().into())))?;
+            let status = match self.mls.key_package(&client).await {
+                Ok(kp) => ClientStatus::Success(
+                    wire::KeyPackageBytes::from_bytes(&kp)
+                        .map_err(|e| malformed("stored key package")(e.to_string()))?,
+                ),
+                Err(MlsError::NoKeyPackage { .. }) => ClientStatus::KeyMaterialExhausted,
+                Err(e) => return Err(e.into()),
+            };
+            response.clients.push(ClientKeyMaterial {
+                client_uri: IdentifierUri::new(client.as_str()),
+                status,
+            });
+        }
+        response.user_status = match response
+            .clients
+            .iter()
+            .filter(|c| matches!(c.status, ClientStatus::Success(_)))
+            .count()
+        {
+            0 if response.clients.is_empty() => KeyMaterialUserCode::UserUnknown,
+            0 => KeyMaterialUserCode::NoCompatibleMaterial,
+            n if n == response.clients.len() => KeyMaterialUserCode::Success,
+            _ => KeyMaterialUserCode::PartialSuccess,
+        };
+        Ok(response)
+    }
+
+    /// Fetches key packages of a remote user from its provider (this daemon being the hub).
+    pub async fn fetch_key_material(
+        &self,
+        requester: &ClientUri,
+        target: &UserUri,
+        room: &RoomUri,
+    ) -> Result<Vec<Vec<u8>>, ServiceError> {
+        if target.provider() == &self.domain {
+            let clients = proxy_clients::for_user(self.store.pool(), target.as_str()).await?;
+            let mut out = Vec::new();
+            for c in clients {
+                let client = ClientUri::from_bytes(c.as_bytes())
+                    .map_err(|e| malformed("stored client")(e.to_string()))?;
+                out.push(self.mls.key_package(&client).await?);
+            }
+            return Ok(out);
+        }
+        let client = self.client.as_ref().ok_or_else(|| {
+            ServiceError::Forbidden("the MIMI client is not configured ([mimi.tls])".into())
+        })?;
+        let request = self.key_material_request(requester, target, room).await?;
+        let body =
+            wire::encode(&request).map_err(|e| malformed("KeyMaterialRequest")(e.to_string()))?;
+        let answer = client
+            .post(
+                target.provider(),
+                Endpoint::KeyMaterial,
+                target.as_str(),
+                body,
+            )
+            .await?;
+        if answer.status != 200 {
+            return Err(ServiceError::Forbidden(format!(
+                "{} answered the key material request with HTTP {}: {}",
+                target.provider().domain(),
+                answer.status,
+                String::from_utf8_lossy(&answer.body)
+            )));
+        }
+        let response: KeyMaterialResponse = wire::decode_exact(&answer.body)
+            .map_err(|e| malformed("KeyMaterialResponse")(e.to_string()))?;
+        let kps: Vec<Vec<u8>> = response
+            .clients
+            .into_iter()
+            .filter_map(|c| match c.status {
+                ClientStatus::Success(kp) => Some(kp.as_bytes().to_vec()),
+                _ => None,
+            })
+            .collect();
+        if kps.is_empty() {
+            return Err(ServiceError::Forbidden(format!(
+                "{} has no key material for {target} ({:?})",
+                target.provider().domain(),
+                response.user_status
+            )));
+        }
+        Ok(kps)
+    }
+
+    async fn key_material_request(
+        &self,
+        requester: &ClientUri,
+        target: &UserUri,
+        room: &RoomUri,
+    ) -> Result<KeyMaterialRequest, ServiceError> {
+        use crate::mls::group_config::{CIPHERSUITE, required_capabilities};
+        let requesting_user = requester
+            .user_hint()
+            .ok_or_else(|| malformed("requester")(format!("{requester} does not name its user")))?;
+        let signed = self
+            .mls
+            .with_client_identity(requester, |signer, credential| {
+                let tbs = wire::KeyMaterialRequestTbs {
+                    protocol: Protocol::Mls10,
+                    requesting_user: IdentifierUri::new(requesting_user.as_str()),
+                    target_user: IdentifierUri::new(target.as_str()),
+                    room_id: IdentifierUri::new(room.as_str()),
+                    acceptable_ciphersuites: vec![CIPHERSUITE.into()],
+                    required_capabilities: required_capabilities(),
+                    requester_signature_key: credential.signature_key.clone(),
+                    requester_credential: credential.credential.clone(),
+                };
+                let content = tls_codec::Serialize::tls_serialize_detached(&tbs)
+                    .map_err(|e| e.to_string())?;
+                let signature = wire::common::sign_with_label(
+                    signer,
+                    wire::key_material::KEY_MATERIAL_REQUEST_LABEL,
+                    &content,
+                )
+                .map_err(|e| e.to_string())?;
+                Ok::<_, String>(tbs.with_signature(signature))
+            })
+            .await?;
+        signed.map_err(malformed("KeyMaterialRequest"))
+    }
+
+    // ------------------------------------------------------------------ hub
+
+    /// `/update/{roomId}` from a follower.
+    pub async fn hub_update(
+        &self,
+        room: &RoomUri,
+        peer: &ProviderId,
+        request: UpdateRequest,
+    ) -> Result<UpdateRoomResponse, ServiceError> {
+        self.hosted_room(room).await?;
+        let current = self.epoch(room).await?;
+        let bundle = request.bundle;
+        let message = &bundle.proposal_or_commit;
+        if message.epoch() != Some(current) {
+            return Ok(UpdateRoomResponse {
+                error_description: format!(
+                    "the handshake is for epoch {}, the room is at epoch {current}",
+                    message
+                        .epoch()
+                        .map(|e| e.to_string())
+                        .unwrap_or_else(|| "?".into())
+                ),
+                outcome: UpdateOutcome::WrongEpoch {
+                    current_epoch: current,
+                },
+            });
+        }
+        // A handshake is signed by its sending client, so another provider cannot forge one;
+        // `peer` is already authenticated by its certificate.
+        let _ = peer;
+        let before = self.mls.room_state(room).await?;
+        let result = match &bundle.body {
+            HandshakeBundleBody::Commit { .. } => self
+                .mls
+                .process_incoming(room, message.as_bytes())
+                .await
+                .map(|_| ()),
+            HandshakeBundleBody::Proposal { more_proposals } => {
+                let mut all: Vec<&[u8]> = vec![message.as_bytes()];
+                all.extend(more_proposals.iter().map(|m| m.as_bytes()));
+                self.mls.process_proposals(room, &all).await.map(|_| ())
+            }
+        };
+        match result {
+            Ok(()) => {}
+            Err(MlsError::Rejected { rejection, .. }) => {
+                return Ok(refused(rejection.code, rejection.reason));
+            }
+            Err(MlsError::Malformed { what, reason }) => {
+                return Err(ServiceError::Malformed { what, reason });
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let timestamp = now_ms() as u64;
+        match bundle.body {
+            HandshakeBundleBody::Commit { welcome, .. } => {
+                let after = self.mls.room_state(room).await?;
+                let welcome = welcome.map(|w| MlsMessage::from_welcome(&w));
+                self.fan_out_commit(room, &before, &after, message.clone(), welcome, timestamp)
+                    .await?;
+            }
+            HandshakeBundleBody::Proposal { more_proposals } => {
+                let state = self.mls.room_state(room).await?;
+                let fanout = FanoutMessage {
+                    timestamp,
+                    message: message.clone(),
+                    body: FanoutBody::Proposal { more_proposals },
+                };
+                self.queue_notify(room, followers(&state, &self.domain), &[fanout])
+                    .await?;
+            }
+        }
+        Ok(UpdateRoomResponse {
+            error_description: String::new(),
+            outcome: UpdateOutcome::Success {
+                accepted_timestamp: timestamp,
+            },
+        })
+    }
+
+    /// A commit of a local proxy client in a room this daemon hosts: accepted here.
+    async fn hub_local_commit(
+        &self,
+        room: &RoomUri,
+        committer: &ClientUri,
+        commit: &[u8],
+    ) -> Result<(), ServiceError> {
+        let pending =
+            pending_commits::get(self.store.pool(), room.as_str(), committer.as_str()).await?;
+        let welcome = match pending.as_ref().and_then(|p| p.welcome_hash.clone()) {
+            Some(hash) => {
+                let mut conn = self
+                    .store
+                    .pool()
+                    .acquire()
+                    .await
+                    .map_err(StoreError::from)?;
+                mls_blobs::get(&mut conn, &hash).await?
+            }
+            None => None,
+        };
+        let before = self.mls.room_state(room).await?;
+        let after = self.mls.confirm_commit(room, committer).await?;
+        let commit =
+            MlsMessage::from_bytes(commit).map_err(|e| malformed("commit")(e.to_string()))?;
+        let welcome = welcome
+            .map(|w| MlsMessage::from_bytes(&w))
+            .transpose()
+            .map_err(|e| malformed("Welcome")(e.to_string()))?;
+        self.fan_out_commit(room, &before, &after, commit, welcome, now_ms() as u64)
+            .await
+    }
+
+    /// Sends an accepted commit to every provider with clients before or after it, and its
+    /// Welcome to the providers of the clients it adds. Local joiners join here.
+    async fn fan_out_commit(
+        &self,
+        room: &RoomUri,
+        before: &RoomState,
+        after: &RoomState,
+        commit: MlsMessage,
+        welcome: Option<MlsMessage>,
+        timestamp: u64,
+    ) -> Result<(), ServiceError> {
+        let mut targets = followers(before, &self.domain);
+        targets.extend(followers(after, &self.domain));
+        let added: BTreeSet<ProviderId> = after
+            .members
+            .iter()
+            .filter(|m| !before.members.iter().any(|b| b.client == m.client))
+            .map(|m| m.client.provider().clone())
+            .collect();
+        let commit_fanout = FanoutMessage {
+            timestamp,
+            message: commit,
+            body: FanoutBody::Commit {
+                external_proposals: Vec::new(),
+            },
+        };
+        for provider in &targets {
+            let mut batch = vec![];
+            if !added.contains(provider)
+                || before
+                    .members
+                    .iter()
+                    .any(|m| m.client.provider() == provider)
+            {
+                batch.push(commit_fanout.clone());
+            }
+            if let (Some(w), true) = (&welcome, added.contains(provider)) {
+                batch.push(FanoutMessage {
+                    timestamp,
+                    message: w.clone(),
+                    body: FanoutBody::Welcome {
+                        ratchet_tree_option: RatchetTreeOption::DistributionService,
+                    },
+                });
+            }
+            if !batch.is_empty() {
+                self.queue_notify(room, BTreeSet::from([provider.clone()]), &batch)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `/submitMessage/{roomId}` from a follower.
+    pub async fn hub_submit(
+        &self,
+        room: &RoomUri,
+        peer: &ProviderId,
+        request: SubmitMessageRequest,
+    ) -> Result<SubmitMessageResponse, ServiceError> {
+        self.hosted_room(room).await?;
+        let not_allowed = SubmitMessageResponse {
+            protocol: Protocol::Mls10,
+            status: SubmitStatus::NotAllowed,
+        };
+        let sender: UserUri = match request.sending_uri.as_str().map(str::parse) {
+            Some(Ok(u)) => u,
+            _ => return Ok(not_allowed),
+        };
+        if sender.provider() != peer {
+            return Ok(not_allowed);
+        }
+        let state = self.mls.room_state(room).await?;
+        if !may_send(&state, &sender) {
+            return Ok(not_allowed);
+        }
+        let current = self.epoch(room).await?;
+        if request.app_message.epoch() != Some(current) {
+            return Ok(SubmitMessageResponse {
+                protocol: Protocol::Mls10,
+                status: SubmitStatus::EpochTooOld {
+                    current_epoch: current,
+                },
+            });
+        }
+        let timestamp = self
+            .accept_message(room, &state, request.app_message)
+            .await?;
+        Ok(SubmitMessageResponse {
+            protocol: Protocol::Mls10,
+            status: SubmitStatus::Accepted {
+                accepted_timestamp: timestamp,
+                frank: None,
+            },
+        })
+    }
+
+    /// Stamps a message, delivers it to this provider's users and fans it out.
+    async fn accept_message(
+        &self,
+        room: &RoomUri,
+        state: &RoomState,
+        message: MlsMessage,
+    ) -> Result<u64, ServiceError> {
+        let timestamp = now_ms() as u64;
+        self.deliver_locally(room, message.as_bytes(), timestamp)
+            .await?;
+        let fanout = FanoutMessage {
+            timestamp,
+            message,
+            body: FanoutBody::Application { frank: None },
+        };
+        self.queue_notify(room, followers(state, &self.domain), &[fanout])
+            .await?;
+        Ok(timestamp)
+    }
+
+    async fn deliver_locally(
+        &self,
+        room: &RoomUri,
+        message: &[u8],
+        timestamp: u64,
+    ) -> Result<(), ServiceError> {
+        for (sender, payload) in self.mls.receive_messages(room, &[message.to_vec()]).await? {
+            inbound_messages::push(
+                self.store.pool(),
+                room.as_str(),
+                sender.as_str(),
+                &payload,
+                timestamp as i64,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn queue_notify(
+        &self,
+        room: &RoomUri,
+        targets: BTreeSet<ProviderId>,
+        messages: &[FanoutMessage],
+    ) -> Result<(), ServiceError> {
+        if targets.is_empty() || messages.is_empty() {
+            return Ok(());
+        }
+        let body = wire::join_notify_body(messages)
+            .map_err(|e| malformed("FanoutMessage")(e.to_string()))?;
+        let hash = hex::encode(mls_blobs::hash(&body));
+        for target in targets {
+            outbox::enqueue(
+                self.store.pool(),
+                &outbox::OutboxRecord {
+                    id: format!("notify:{}:{hash}", target.domain()),
+                    room_id: Some(room.to_string()),
+                    destination: target.domain().to_string(),
+                    kind: "notify".into(),
+                    sender: None,
+                    body: body.clone(),
+                    attempts: 0,
+                },
+            )
+            .await?;
+        }
+        self.wake();
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------ follower
+
+    /// `/notify/{roomId}` from the room's hub. A byte-identical body seen before is not
+    /// processed again.
+    pub async fn follower_notify(
+        &self,
+        room: &RoomUri,
+        peer: &ProviderId,
+        body: &[u8],
+    ) -> Result<(), ServiceError> {
+        if room.provider() != peer {
+            return Err(ServiceError::Forbidden(format!(
+                "{} is not the hub of {room}: only the hub notifies",
+                peer.domain()
+            )));
+        }
+        let hash = mls_blobs::hash(body);
+        let seen = sqlx::query("SELECT 1 FROM notify_seen WHERE body_hash = $1")
+            .bind(&hash)
+            .fetch_optional(self.store.pool())
+            .await
+            .map_err(StoreError::from)?;
+        if seen.is_some() {
+            return Ok(());
+        }
+        let messages =
+            wire::split_notify_body(body).map_err(|e| malformed("notify body")(e.to_string()))?;
+        for fanout in messages {
+            self.apply_fanout(room, fanout).await?;
+        }
+        notify_seen::record(self.store.pool(), &hash, room.as_str()).await?;
+        Ok(())
+    }
+
+    async fn apply_fanout(
+        &self,
+        room: &RoomUri,
+        fanout: FanoutMessage,
+    ) -> Result<(), ServiceError> {
+        let bytes = fanout.message.as_bytes();
+        let known_epoch = match room_groups::get(self.store.pool(), room.as_str()).await? {
+            Some(g) => Some(g.epoch as u64),
+            None => None,
+        };
+        match fanout.body {
+            FanoutBody::Welcome { .. } => {
+                self.mls.join_from_welcome(room, bytes).await?;
+            }
+            FanoutBody::Commit { .. } => {
+                let own = pending_commits::by_commit(
+                    self.store.pool(),
+                    room.as_str(),
+                    &mls_blobs::hash(bytes),
+                )
+                .await?;
+                match own {
+                    Some(committer) => {
+                        let committer = ClientUri::from_bytes(committer.as_bytes())
+                            .map_err(|e| malformed("stored client")(e.to_string()))?;
+                        self.mls.confirm_commit(room, &committer).await?;
+                    }
+                    None if fanout.message.epoch() < known_epoch => {} // applied already
+                    None if known_epoch.is_none() => {}                // not in the room yet
+                    None => {
+                        if let Incoming::Commit { .. } =
+                            self.mls.process_incoming(room, bytes).await?
+                        {}
+                    }
+                }
+            }
+            FanoutBody::Proposal { more_proposals } => {
+                if known_epoch.is_some() && fanout.message.epoch() >= known_epoch {
+                    let mut all: Vec<&[u8]> = vec![bytes];
+                    all.extend(more_proposals.iter().map(|m| m.as_bytes()));
+                    self.mls.process_proposals(room, &all).await?;
+                }
+            }
+            FanoutBody::Application { .. } => {
+                if known_epoch.is_some() {
+                    self.deliver_locally(room, bytes, fanout.timestamp).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------ delivery
+
+    /// Runs the outbox until `stop`: each (room, destination) queue strictly in order, failed
+    /// calls retried with exponential backoff (or the peer's Retry-After) under the same id.
+    pub fn spawn_delivery(self: Arc<Self>, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                let next = match self.deliver_due().await {
+                    Ok(next) => next,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "outbox delivery failed");
+                        Some(Duration::from_secs(1))
+                    }
+                };
+                let pause = next
+                    .unwrap_or(Duration::from_secs(30))
+                    .min(Duration::from_secs(30));
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(pause) => {}
+                }
+            }
+        })
+    }
+
+    /// Attempts every due queue head once; returns how long until the next one is due.
+    pub async fn deliver_due(&self) -> Result<Option<Duration>, ServiceError> {
+        let mut next_due: Option<i64> = None;
+        loop {
+            let heads = outbox::heads(self.store.pool()).await?;
+            let now = now_ms();
+            let due: Vec<_> = heads
+                .iter()
+                .filter(|h| h.next_attempt_at_ms <= now)
+                .cloned()
+                .collect();
+            for h in &heads {
+                if h.next_attempt_at_ms > now {
+                    next_due = Some(
+                        next_due.map_or(h.next_attempt_at_ms, |n| n.min(h.next_attempt_at_ms)),
+                    );
+                }
+            }
+            if due.is_empty() {
+                return Ok(next_due.map(|at| Duration::from_millis((at - now).max(0) as u64)));
+            }
+            let mut progressed = false;
+            for head in due {
+                let item = head.item;
+                match self.deliver(&item).await {
+                    Ok(()) => {
+                        outbox::mark_delivered(self.store.pool(), &item.id).await?;
+                        progressed = true;
+                    }
+                    Err(retry) => {
+                        let backoff = retry.unwrap_or_else(|| {
+                            Duration::from_millis(
+                                250u64.saturating_mul(1 << item.attempts.clamp(0, 8)),
+                            )
+                        });
+                        let at = now_ms() + backoff.as_millis() as i64;
+                        outbox::reschedule(self.store.pool(), &item.id, at).await?;
+                        next_due = Some(next_due.map_or(at, |n| n.min(at)));
+                    }
+                }
+            }
+            if !progressed {
+                return Ok(next_due.map(|at| Duration::from_millis((at - now_ms()).max(0) as u64)));
+            }
+        }
+    }
+
+    /// One attempt. `Err(Some(d))`: retry after `d` (the peer asked); `Err(None)`: retry with
+    /// backoff.
+    async fn deliver(&self, item: &outbox::OutboxRecord) -> Result<(), Option<Duration>> {
+        let result = self.try_deliver(item).await;
+        match result {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                tracing::warn!(id = %item.id, destination = %item.destination, error = %e, "delivery attempt failed");
+                Err(None)
+            }
+        }
+    }
+
+    async fn try_deliver(
+        &self,
+        item: &outbox::OutboxRecord,
+    ) -> Result<Result<(), Option<Duration>>, ServiceError> {
+        let room: RoomUri = item
+            .room_id
+            .as_deref()
+            .unwrap_or_default()
+            .parse()
+            .map_err(|e| malformed("outbox room")(format!("{e}")))?;
+        let local_hub = room.provider() == &self.domain;
+        match item.kind.as_str() {
+            "commit" => {
+                let Some(committer) = pending_commits::by_commit(
+                    self.store.pool(),
+                    room.as_str(),
+                    &mls_blobs::hash(&item.body),
+                )
+                .await?
+                else {
+                    return Ok(Ok(())); // answered already (e.g. confirmed through /notify)
+                };
+                let committer = ClientUri::from_bytes(committer.as_bytes())
+                    .map_err(|e| malformed("stored client")(e.to_string()))?;
+                if local_hub {
+                    self.hub_local_commit(&room, &committer, &item.body).await?;
+                    return Ok(Ok(()));
+                }
+                let request = self.update_request(&room, &committer, &item.body).await?;
+                let body = wire::encode(&request)
+                    .map_err(|e| malformed("UpdateRequest")(e.to_string()))?;
+                let answer = self
+                    .client()?
+                    .post(room.provider(), Endpoint::Update, room.as_str(), body)
+                    .await?;
+                if answer.status != 200 {
+                    return Ok(Err(answer.retry_after));
+                }
+                let response: UpdateRoomResponse = wire::decode_exact(&answer.body)
+                    .map_err(|e| malformed("UpdateRoomResponse")(e.to_string()))?;
+                match response.outcome {
+                    UpdateOutcome::Success { .. } => {
+                        if pending_commits::get(
+                            self.store.pool(),
+                            room.as_str(),
+                            committer.as_str(),
+                        )
+                        .await?
+                        .is_some()
+                        {
+                            self.mls.confirm_commit(&room, &committer).await?;
+                        }
+                    }
+                    other => {
+                        tracing::warn!(%room, %committer, outcome = ?other, reason = %response.error_description, "the hub refused a commit");
+                        self.mls.discard_commit(&room, &committer).await?;
+                    }
+                }
+                Ok(Ok(()))
+            }
+            "message" => {
+                let message = MlsMessage::from_bytes(&item.body)
+                    .map_err(|e| malformed("message")(e.to_string()))?;
+                if local_hub {
+                    let state = self.mls.room_state(&room).await?;
+                    self.accept_message(&room, &state, message).await?;
+                    return Ok(Ok(()));
+                }
+                let request = SubmitMessageRequest {
+                    protocol: Protocol::Mls10,
+                    app_message: message,
+                    sending_uri: IdentifierUri::new(item.sender.as_deref().unwrap_or_default()),
+                };
+                let body = wire::encode(&request)
+                    .map_err(|e| malformed("SubmitMessageRequest")(e.to_string()))?;
+                let answer = self
+                    .client()?
+                    .post(
+                        room.provider(),
+                        Endpoint::SubmitMessage,
+                        room.as_str(),
+                        body,
+                    )
+                    .await?;
+                if answer.status != 200 {
+                    return Ok(Err(answer.retry_after));
+                }
+                let response: SubmitMessageResponse = wire::decode_exact(&answer.body)
+                    .map_err(|e| malformed("SubmitMessageResponse")(e.to_string()))?;
+                if !matches!(response.status, SubmitStatus::Accepted { .. }) {
+                    tracing::warn!(%room, status = ?response.status, "the hub refused a message");
+                }
+                Ok(Ok(()))
+            }
+            "notify" => {
+                let peer = ProviderId::new(&item.destination)
+                    .map_err(|e| malformed("outbox destination")(e.to_string()))?;
+                let answer = self
+                    .client()?
+                    .post(&peer, Endpoint::Notify, room.as_str(), item.body.clone())
+                    .await?;
+                if answer.status == 201 || answer.status == 200 {
+                    Ok(Ok(()))
+                } else {
+                    tracing::info!(%room, peer = %peer.domain(), status = answer.status, "notify not accepted yet");
+                    Ok(Err(answer.retry_after))
+                }
+            }
+            other => Err(malformed("outbox item")(format!("unknown kind `{other}`"))),
+        }
+    }
+
+    fn client(&self) -> Result<&MimiClient, ServiceError> {
+        self.client.as_deref().ok_or_else(|| {
+            ServiceError::Forbidden("the MIMI client is not configured ([mimi.tls])".into())
+        })
+    }
+
+    async fn update_request(
+        &self,
+        room: &RoomUri,
+        committer: &ClientUri,
+        commit: &[u8],
+    ) -> Result<UpdateRequest, ServiceError> {
+        let pending = pending_commits::get(self.store.pool(), room.as_str(), committer.as_str())
+            .await?
+            .ok_or_else(|| {
+                malformed("pending commit")(format!("{committer} has no pending commit in {room}"))
+            })?;
+        let mut conn = self
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(StoreError::from)?;
+        let blob =
+            |m: Option<Vec<u8>>, what: &'static str| -> Result<Option<MlsMessage>, ServiceError> {
+                m.map(|b| MlsMessage::from_bytes(&b))
+                    .transpose()
+                    .map_err(|e| malformed(what)(e.to_string()))
+            };
+        let welcome = match &pending.welcome_hash {
+            Some(h) => blob(mls_blobs::get(&mut conn, h).await?, "Welcome")?,
+            None => None,
+        };
+        let group_info = match &pending.group_info_hash {
+            Some(h) => blob(mls_blobs::get(&mut conn, h).await?, "GroupInfo")?,
+            None => None,
+        };
+        let group_info = group_info.and_then(|g| g.group_info()).ok_or_else(|| {
+            malformed("pending commit")("no GroupInfo was kept with the commit".into())
+        })?;
+        Ok(UpdateRequest {
+            bundle: HandshakeBundle {
+                proposal_or_commit: MlsMessage::from_bytes(commit)
+                    .map_err(|e| malformed("commit")(e.to_string()))?,
+                body: HandshakeBundleBody::Commit {
+                    welcome: welcome.and_then(|w| w.welcome()),
+                    group_info_option: GroupInfoOption::Full(group_info),
+                    ratchet_tree_option: RatchetTreeOption::DistributionService,
+                },
+            },
+        })
+    }
+}
+
+/// Providers other than `own` with clients in the room.
+fn followers(state: &RoomState, own: &ProviderId) -> BTreeSet<ProviderId> {
+    state
+        .members
+        .iter()
+        .map(|m| m.client.provider().clone())
+        .filter(|p| p != own)
+        .collect()
+}
+
+/// A user may send when it is a participant, not banned or exiting, with an active client
+/// whose role has the send capability.
+fn may_send(state: &RoomState, user: &UserUri) -> bool {
+    let role = state.participants.role_of(user);
+    if role == NO_ROLE || role == BANNED_ROLE || state.block_reason(user).is_some() {
+        return false;
+    }
+    state
+        .active_clients(user)
+        .first()
+        .is_some_and(|client| check_application_message(state, client).is_ok())
+}
+
+fn refused(code: RejectCode, reason: String) -> UpdateRoomResponse {
+    UpdateRoomResponse {
+        error_description: reason,
+        outcome: match code {
+            RejectCode::WrongEpoch { current_epoch } => UpdateOutcome::WrongEpoch { current_epoch },
+            RejectCode::NotAllowed => UpdateOutcome::NotAllowed,
+            RejectCode::InvalidProposal { proposals } => UpdateOutcome::InvalidProposal {
+                invalid_proposals: proposals
+                    .into_iter()
+                    .filter_map(|r| proposal_ref(r.as_bytes()))
+                    .collect(),
+            },
+        },
+    }
+}
+
+/// openmls builds a ProposalRef only by hashing or decoding: decode the raw reference from its
+/// wire form (`opaque<V>`).
+fn proposal_ref(raw: &[u8]) -> Option<openmls::ciphersuite::hash_ref::ProposalRef> {
+    use tls_codec::{Deserialize, Serialize};
+    let bytes = tls_codec::VLBytes::new(raw.to_vec())
+        .tls_serialize_detached()
+        .ok()?;
+    openmls::ciphersuite::hash_ref::ProposalRef::tls_deserialize_exact(bytes).ok()
+}

@@ -1,0 +1,340 @@
+//! The operator API (`/admin/v1`): drive rooms by hand and read what arrived. It stands in
+//! for a connector until one is configured, and is how the integration tests act as users.
+//! Enabled only when `server.admin_token` is set; every call needs `Authorization: Bearer`.
+
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, AppState};
+use crate::mls::UserAddition;
+use crate::room::state::RoomState;
+use crate::store::inbound_messages;
+use crate::uri::{ClientUri, RoomUri, UserUri};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/admin/v1/clients", post(create_client))
+        .route("/admin/v1/rooms", post(create_room))
+        .route("/admin/v1/rooms/{room}", get(room_view))
+        .route("/admin/v1/rooms/{room}/members", post(add_member))
+        .route("/admin/v1/rooms/{room}/removals", post(remove_member))
+        .route(
+            "/admin/v1/rooms/{room}/messages",
+            post(send_message).get(messages),
+        )
+}
+
+/// The bearer token check.
+pub struct Operator;
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let expected = state.config.server.admin_token.as_deref().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "the admin API is off (server.admin_token)",
+            )
+        })?;
+        let given = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if given != Some(expected) {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "a valid admin bearer token is required",
+            ));
+        }
+        Ok(Operator)
+    }
+}
+
+fn bad(what: &str, e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        format!("{what}: {e}"),
+    )
+}
+
+fn room_param(raw: &str) -> Result<RoomUri, ApiError> {
+    RoomUri::from_path_param(raw).map_err(|e| bad("room", e))
+}
+
+fn failed(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "refused", e.to_string())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewClient {
+    client: String,
+}
+
+async fn create_client(
+    _: Operator,
+    State(s): State<AppState>,
+    Json(req): Json<NewClient>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let client: ClientUri = req.client.parse().map_err(|e| bad("client", e))?;
+    if client.provider() != s.mls.provider_id() {
+        return Err(bad(
+            "client",
+            format!("{client} is not a client of this provider"),
+        ));
+    }
+    let created = s.mls.create_client(&client).await.map_err(failed)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "client": client, "created": created })),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewRoom {
+    room: String,
+    creator: String,
+    #[serde(default = "admin_role")]
+    role: u32,
+}
+
+fn admin_role() -> u32 {
+    3
+}
+
+#[derive(Serialize)]
+struct RoomView {
+    room: String,
+    epoch: u64,
+    epoch_authenticator: String,
+    participants: Vec<ParticipantView>,
+    members: Vec<MemberView>,
+    pending_proposals: usize,
+}
+
+#[derive(Serialize)]
+struct ParticipantView {
+    user: String,
+    role: u32,
+}
+
+#[derive(Serialize)]
+struct MemberView {
+    client: String,
+    user: String,
+}
+
+fn view(state: &RoomState, authenticator: &[u8]) -> RoomView {
+    RoomView {
+        room: state.room.to_string(),
+        epoch: state.epoch,
+        epoch_authenticator: hex::encode(authenticator),
+        participants: state
+            .participants
+            .iter()
+            .map(|p| ParticipantView {
+                user: p.user.to_string(),
+                role: p.role,
+            })
+            .collect(),
+        members: state
+            .members
+            .iter()
+            .map(|m| MemberView {
+                client: m.client.to_string(),
+                user: m.user.to_string(),
+            })
+            .collect(),
+        pending_proposals: state.pending.len(),
+    }
+}
+
+async fn create_room(
+    _: Operator,
+    State(s): State<AppState>,
+    Json(req): Json<NewRoom>,
+) -> Result<(StatusCode, Json<RoomView>), ApiError> {
+    let room: RoomUri = req.room.parse().map_err(|e| bad("room", e))?;
+    if room.provider() != s.mls.provider_id() {
+        return Err(bad(
+            "room",
+            format!("{room} is not hosted by this provider"),
+        ));
+    }
+    let creator: ClientUri = req.creator.parse().map_err(|e| bad("creator", e))?;
+    s.mls
+        .create_room(&room, &creator, req.role)
+        .await
+        .map_err(failed)?;
+    let (state, auth) = s.mls.reader_view(&room).await.map_err(failed)?;
+    Ok((StatusCode::CREATED, Json(view(&state, &auth))))
+}
+
+async fn room_view(
+    _: Operator,
+    State(s): State<AppState>,
+    Path(room): Path<String>,
+) -> Result<Json<RoomView>, ApiError> {
+    let room = room_param(&room)?;
+    let (state, auth) = s
+        .mls
+        .reader_view(&room)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, "unknown_room", e.to_string()))?;
+    Ok(Json(view(&state, &auth)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewMember {
+    committer: String,
+    user: String,
+    #[serde(default = "ordinary_role")]
+    role: u32,
+}
+
+fn ordinary_role() -> u32 {
+    2
+}
+
+async fn add_member(
+    _: Operator,
+    State(s): State<AppState>,
+    Path(room): Path<String>,
+    Json(req): Json<NewMember>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let room = room_param(&room)?;
+    let committer: ClientUri = req.committer.parse().map_err(|e| bad("committer", e))?;
+    let user: UserUri = req.user.parse().map_err(|e| bad("user", e))?;
+    let key_packages = s
+        .service
+        .fetch_key_material(&committer, &user, &room)
+        .await
+        .map_err(failed)?;
+    let out = s
+        .mls
+        .add_users(
+            &room,
+            &committer,
+            &[UserAddition {
+                user,
+                role: req.role,
+                key_packages,
+            }],
+        )
+        .await
+        .map_err(failed)?;
+    s.service.wake();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "epoch": out.epoch })),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Removal {
+    committer: String,
+    user: String,
+    #[serde(default)]
+    ban: bool,
+}
+
+async fn remove_member(
+    _: Operator,
+    State(s): State<AppState>,
+    Path(room): Path<String>,
+    Json(req): Json<Removal>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let room = room_param(&room)?;
+    let committer: ClientUri = req.committer.parse().map_err(|e| bad("committer", e))?;
+    let user: UserUri = req.user.parse().map_err(|e| bad("user", e))?;
+    let out = s
+        .mls
+        .remove_user(&room, &committer, &user, req.ban)
+        .await
+        .map_err(failed)?;
+    s.service.wake();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "epoch": out.epoch })),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewMessage {
+    sender: String,
+    text: String,
+}
+
+async fn send_message(
+    _: Operator,
+    State(s): State<AppState>,
+    Path(room): Path<String>,
+    Json(req): Json<NewMessage>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let room = room_param(&room)?;
+    let sender: ClientUri = req.sender.parse().map_err(|e| bad("sender", e))?;
+    s.mls
+        .send_messages(&room, &sender, &[req.text.as_bytes()])
+        .await
+        .map_err(failed)?;
+    s.service.wake();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "queued": 1 })),
+    ))
+}
+
+#[derive(Deserialize)]
+struct After {
+    #[serde(default)]
+    after: i64,
+}
+
+#[derive(Serialize)]
+struct MessageView {
+    seq: i64,
+    sender: String,
+    text: String,
+    hub_timestamp_ms: i64,
+}
+
+async fn messages(
+    _: Operator,
+    State(s): State<AppState>,
+    Path(room): Path<String>,
+    Query(q): Query<After>,
+) -> Result<Json<Vec<MessageView>>, ApiError> {
+    let room = room_param(&room)?;
+    let list = inbound_messages::list(s.store.pool(), room.as_str(), q.after)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                e.to_string(),
+            )
+        })?;
+    Ok(Json(
+        list.into_iter()
+            .map(|m| MessageView {
+                seq: m.seq,
+                sender: m.sender_client,
+                text: String::from_utf8_lossy(&m.payload).into_owned(),
+                hub_timestamp_ms: m.hub_timestamp_ms,
+            })
+            .collect(),
+    ))
+}

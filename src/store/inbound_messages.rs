@@ -1,0 +1,63 @@
+//! Table `inbound_messages`: decrypted messages for this provider's users, in hub order.
+
+use sqlx::{AnyExecutor, Row};
+
+use super::{StoreError, now_ms};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InboundMessage {
+    pub seq: i64,
+    pub room_id: String,
+    pub sender_client: String,
+    pub payload: Vec<u8>,
+    pub hub_timestamp_ms: i64,
+}
+
+pub async fn push<'e>(
+    db: impl AnyExecutor<'e>,
+    room_id: &str,
+    sender_client: &str,
+    payload: &[u8],
+    hub_timestamp_ms: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO inbound_messages (room_id, sender_client, payload, hub_timestamp_ms, received_at_ms) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(room_id)
+    .bind(sender_client)
+    .bind(payload)
+    .bind(hub_timestamp_ms)
+    .bind(now_ms())
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Messages of a room after `after_seq`, oldest first.
+pub async fn list<'e>(
+    db: impl AnyExecutor<'e>,
+    room_id: &str,
+    after_seq: i64,
+) -> Result<Vec<InboundMessage>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT seq, room_id, sender_client, payload, hub_timestamp_ms FROM inbound_messages \
+         WHERE room_id = $1 AND seq > $2 ORDER BY seq",
+    )
+    .bind(room_id)
+    .bind(after_seq)
+    .fetch_all(db)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(InboundMessage {
+                seq: row.try_get("seq")?,
+                room_id: row.try_get("room_id")?,
+                sender_client: row.try_get("sender_client")?,
+                payload: row.try_get("payload")?,
+                hub_timestamp_ms: row.try_get("hub_timestamp_ms")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(StoreError::from)
+}

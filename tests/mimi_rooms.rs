@@ -1,0 +1,279 @@
+//! Two providers share a room over the MIMI protocol: separate daemon processes, mutual TLS
+//! with certificates made by the CLI, driven through each daemon's operator API.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{BIN, Daemon};
+use serde_json::{Value, json};
+
+const TOKEN: &str = "test-admin-token";
+const ROOM: &str = "mimi://a.example/r/clubhouse";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Provider {
+    daemon: Daemon,
+    http: reqwest::Client,
+}
+
+impl Provider {
+    fn start(
+        dir: &Path,
+        certs: &Path,
+        domain: &str,
+        port: u16,
+        peer: &str,
+        peer_port: u16,
+    ) -> Provider {
+        let home = dir.join(domain);
+        std::fs::create_dir_all(&home).unwrap();
+        let config = home.join("bridge.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[provider]\ndomain = \"{domain}\"\n\
+                 [server]\nlisten = \"127.0.0.1:0\"\nadmin_token = \"{TOKEN}\"\nshutdown_grace_seconds = 2\n\
+                 [database]\nurl = \"sqlite://{home}/bridge.db\"\n\
+                 [mimi.tls]\nlisten = \"127.0.0.1:{port}\"\ncertificate = \"{certs}/{domain}.pem\"\n\
+                 private_key = \"{certs}/{domain}.key\"\ntrust_anchors = \"{certs}/ca.pem\"\n\
+                 [mimi.peers.\"{peer}\"]\naddress = \"127.0.0.1:{peer_port}\"\n",
+                home = home.display(),
+                certs = certs.display(),
+            ),
+        )
+        .unwrap();
+        Provider {
+            daemon: Daemon::start(&home, &["run", "--config", config.to_str().unwrap()]),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        self.daemon.url(path)
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Polls until `check` accepts the answer of GET `path` (the protocol runs in the
+    /// background), at most 20 s.
+    async fn wait_for(&self, path: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (status, body) = self.get(path).await;
+            if status == 200 && check(&body) {
+                return body;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out waiting for {what}; last answer {status}: {body}\nlog: {:?}",
+                    self.daemon.log()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+fn room_path(suffix: &str) -> String {
+    let encoded: String = url_encode(ROOM);
+    format!("/admin/v1/rooms/{encoded}{suffix}")
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_room_on_a_with_a_user_of_b_messages_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    let out = Command::new(BIN)
+        .args(["dev-certs", "--out"])
+        .arg(&certs)
+        .args(["--provider", "a.example", "--provider", "b.example"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let (pa, pb) = (free_port(), free_port());
+    let a = Provider::start(dir.path(), &certs, "a.example", pa, "b.example", pb);
+    let b = Provider::start(dir.path(), &certs, "b.example", pb, "a.example", pa);
+
+    let (s, _) = a
+        .post(
+            "/admin/v1/clients",
+            json!({ "client": "mimi://a.example/d/alice/bridge" }),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (s, _) = b
+        .post(
+            "/admin/v1/clients",
+            json!({ "client": "mimi://b.example/d/bob/bridge" }),
+        )
+        .await;
+    assert_eq!(s, 201);
+
+    // the room is created on a, its hub
+    let (s, room) = a
+        .post(
+            "/admin/v1/rooms",
+            json!({ "room": ROOM, "creator": "mimi://a.example/d/alice/bridge" }),
+        )
+        .await;
+    assert_eq!(s, 201, "{room}");
+    assert_eq!(room["epoch"], 0);
+
+    // bob of b is added: key material from b, one commit with the participant list and the
+    // Add, the Welcome delivered to b through /notify
+    let (s, body) = a
+        .post(
+            &room_path("/members"),
+            json!({ "committer": "mimi://a.example/d/alice/bridge", "user": "mimi://b.example/u/bob" }),
+        )
+        .await;
+    assert_eq!(s, 202, "{body}");
+    let on_b = b
+        .wait_for(&room_path(""), "bob to join on b", |v| v["epoch"] == 1)
+        .await;
+    let on_a = a
+        .wait_for(&room_path(""), "the add on a", |v| v["epoch"] == 1)
+        .await;
+    assert_eq!(on_a["participants"], on_b["participants"]);
+    assert_eq!(
+        on_a["epoch_authenticator"], on_b["epoch_authenticator"],
+        "both group contexts agree"
+    );
+    assert_eq!(on_b["participants"][1]["user"], "mimi://b.example/u/bob");
+
+    // a message from a to b
+    let (s, _) = a
+        .post(
+            &room_path("/messages"),
+            json!({ "sender": "mimi://a.example/d/alice/bridge", "text": "hello bob" }),
+        )
+        .await;
+    assert_eq!(s, 202);
+    let got = b
+        .wait_for(&room_path("/messages"), "alice's message on b", |v| {
+            v.as_array().is_some_and(|a| !a.is_empty())
+        })
+        .await;
+    assert_eq!(got[0]["text"], "hello bob");
+    assert_eq!(got[0]["sender"], "mimi://a.example/d/alice/bridge");
+
+    // and back, through the hub's /submitMessage
+    let (s, _) = b
+        .post(
+            &room_path("/messages"),
+            json!({ "sender": "mimi://b.example/d/bob/bridge", "text": "hello alice" }),
+        )
+        .await;
+    assert_eq!(s, 202);
+    let got = a
+        .wait_for(&room_path("/messages"), "bob's message on a", |v| {
+            v.as_array().is_some_and(|a| !a.is_empty())
+        })
+        .await;
+    assert_eq!(got[0]["text"], "hello alice");
+    assert_eq!(got[0]["sender"], "mimi://b.example/d/bob/bridge");
+    assert_eq!(got.as_array().unwrap().len(), 1, "delivered once");
+
+    assert!(b.daemon.stop("-TERM").success());
+    assert!(a.daemon.stop("-TERM").success());
+}
+
+#[tokio::test]
+async fn the_operator_api_needs_its_token_and_explains_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    Command::new(BIN)
+        .args(["dev-certs", "--out"])
+        .arg(&certs)
+        .args(["--provider", "a.example"])
+        .output()
+        .unwrap();
+    let a = Provider::start(
+        dir.path(),
+        &certs,
+        "a.example",
+        free_port(),
+        "b.example",
+        free_port(),
+    );
+    let r = a
+        .http
+        .post(a.url("/admin/v1/clients"))
+        .json(&json!({"client": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let (s, body) = a
+        .post(
+            "/admin/v1/clients",
+            json!({ "client": "mimi://a.example/u/alice" }),
+        )
+        .await;
+    assert_eq!(s, 400);
+    assert!(
+        body["message"].as_str().unwrap().contains("client"),
+        "{body}"
+    );
+    let (s, body) = a
+        .post(
+            "/admin/v1/clients",
+            json!({ "client": "mimi://b.example/d/bob/x" }),
+        )
+        .await;
+    assert_eq!(s, 400);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a client of this provider"),
+        "{body}"
+    );
+    let (s, body) = a.get(&room_path("")).await;
+    assert_eq!(s, 404, "{body}");
+    assert!(a.daemon.stop("-TERM").success());
+}
