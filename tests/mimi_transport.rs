@@ -168,3 +168,101 @@ fn dev_certs_refuses_a_bad_domain() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a domain"));
 }
+
+#[tokio::test]
+async fn requests_are_refused_with_a_status_and_a_json_reason() {
+    use mimi_bridge::mls::bare_member::BareMember;
+    use mimi_bridge::protocol::wire::{FanoutBody, FanoutMessage, MlsMessage, join_notify_body};
+
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    dev_certs(&certs, &["a.example", "b.example"]);
+    let (b, b_mimi) = start_provider(dir.path(), &certs, "b.example");
+    let b_id = ProviderId::new("b.example").unwrap();
+    let json = |body: &[u8]| -> serde_json::Value { serde_json::from_slice(body).unwrap() };
+
+    // a certificate for a.example claiming to be c.example
+    let identity =
+        TlsIdentity::load(&certs.join("a.example.pem"), &certs.join("a.example.key")).unwrap();
+    let roots = load_trust_anchors(&certs.join("ca.pem")).unwrap();
+    let mut peers = BTreeMap::new();
+    peers.insert(
+        "b.example".to_string(),
+        PeerAddress {
+            address: b_mimi.parse().unwrap(),
+        },
+    );
+    let liar = MimiClient::new(
+        ProviderId::new("c.example").unwrap(),
+        &identity,
+        roots,
+        &peers,
+    )
+    .unwrap();
+    let answer = liar
+        .post(&b_id, Endpoint::Notify, "mimi://c.example/r/x", vec![0])
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 403);
+    assert_eq!(json(&answer.body)["error"], "source_mismatch");
+
+    let a = client_as(&certs, "a.example", "b.example", &b_mimi);
+    // a malformed body
+    let answer = a
+        .post(
+            &b_id,
+            Endpoint::Notify,
+            "mimi://a.example/r/club",
+            vec![1, 2, 3],
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 400);
+    assert!(
+        json(&answer.body)["message"]
+            .as_str()
+            .unwrap()
+            .contains("notify body")
+    );
+    let answer = a
+        .post(
+            &b_id,
+            Endpoint::Update,
+            "mimi://b.example/r/club",
+            vec![9; 5],
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 400);
+    assert_eq!(json(&answer.body)["error"], "malformed_body");
+    // a room id that is not a room URI
+    let answer = a
+        .post(&b_id, Endpoint::Update, "mimi://b.example/u/bob", vec![])
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 400);
+    assert_eq!(json(&answer.body)["error"], "malformed_room_id");
+    // a well-formed notify for a room b does not know
+    let mut m = BareMember::new("mimi://a.example/d/alice/bare");
+    m.create_group(b"g");
+    let message = MlsMessage::from_bytes(&m.encrypt(b"hello")).unwrap();
+    let body = join_notify_body(&[FanoutMessage {
+        timestamp: 1,
+        message,
+        body: FanoutBody::Application { frank: None },
+    }])
+    .unwrap();
+    let answer = a
+        .post(&b_id, Endpoint::Notify, "mimi://a.example/r/unknown", body)
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 404);
+    assert_eq!(json(&answer.body)["error"], "unknown_room");
+    // a notify for a room whose hub is someone else
+    let answer = a
+        .post(&b_id, Endpoint::Notify, "mimi://c.example/r/x", vec![0])
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 403);
+    assert!(b.stop("-TERM").success());
+}

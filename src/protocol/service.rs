@@ -560,6 +560,16 @@ impl MimiService {
         }
         let messages =
             wire::split_notify_body(body).map_err(|e| malformed("notify body")(e.to_string()))?;
+        let joining = messages
+            .iter()
+            .any(|m| matches!(m.body, FanoutBody::Welcome { .. }));
+        if !joining
+            && room_groups::get(self.store.pool(), room.as_str())
+                .await?
+                .is_none()
+        {
+            return Err(ServiceError::UnknownRoom(room.to_string()));
+        }
         for fanout in messages {
             self.apply_fanout(room, fanout).await?;
         }

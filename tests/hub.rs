@@ -1,0 +1,255 @@
+//! The hub's answers to followers, in process: every refusal carries the protocol-06 code
+//! and a reason, and leaves the room as it was.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::TestDb;
+use mimi_bridge::mls::bare_member::{BareMember, parse_key_package};
+use mimi_bridge::mls::{ProxyMls, StateKey, UserAddition};
+use mimi_bridge::protocol::service::{MimiService, ServiceError};
+use mimi_bridge::protocol::wire::{
+    GroupInfoOption, HandshakeBundle, HandshakeBundleBody, IdentifierUri, MlsMessage,
+    PartialGroupInfo, Protocol, RatchetTreeOption, RatchetTreePresence, SubmitMessageRequest,
+    SubmitStatus, UpdateOutcome, UpdateRequest,
+};
+use mimi_bridge::room::code_points::ComponentCodePoints;
+use mimi_bridge::room::wire::{self, ParticipantListData, ParticipantListUpdate, UserRolePair};
+use mimi_bridge::store::{Store, StoreOptions};
+use mimi_bridge::uri::{ClientUri, ProviderId, RoomUri};
+use openmls::prelude::*;
+
+fn room() -> RoomUri {
+    "mimi://a.example/r/clubhouse".parse().unwrap()
+}
+
+fn b() -> ProviderId {
+    ProviderId::new("b.example").unwrap()
+}
+
+/// a.example hosts a room with alice (local) and mallory, a bare member of b.example.
+async fn hub_with_remote_member(db: &TestDb) -> (Arc<MimiService>, Arc<ProxyMls>, BareMember) {
+    let store = Store::open_and_migrate(&StoreOptions::new(&db.url))
+        .await
+        .unwrap();
+    let provider = ProviderId::new("a.example").unwrap();
+    let mls = Arc::new(ProxyMls::new(
+        store.clone(),
+        StateKey::from_bytes([1; 32]),
+        ComponentCodePoints::default(),
+        provider.clone(),
+    ));
+    let service = Arc::new(MimiService::new(provider, store, mls.clone(), None));
+    let alice: ClientUri = "mimi://a.example/d/alice/bridge".parse().unwrap();
+    mls.create_client(&alice).await.unwrap();
+    mls.create_room(&room(), &alice, 3).await.unwrap();
+    let mut mallory = BareMember::new("mimi://b.example/d/mallory/laptop");
+    let out = mls
+        .add_users(
+            &room(),
+            &alice,
+            &[UserAddition {
+                user: "mimi://b.example/u/mallory".parse().unwrap(),
+                role: 2,
+                key_packages: vec![mallory.key_package()],
+            }],
+        )
+        .await
+        .unwrap();
+    // the commit goes to the hub, which is this daemon: delivery accepts it here
+    service.deliver_due().await.unwrap();
+    assert_eq!(mls.room_state(&room()).await.unwrap().epoch, 1);
+    mallory.join(out.welcome.as_ref().unwrap()).unwrap();
+    (service, mls, mallory)
+}
+
+fn update(commit: Vec<u8>) -> UpdateRequest {
+    UpdateRequest {
+        bundle: HandshakeBundle {
+            proposal_or_commit: MlsMessage::from_bytes(&commit).unwrap(),
+            body: HandshakeBundleBody::Commit {
+                welcome: None,
+                group_info_option: GroupInfoOption::Partial(PartialGroupInfo {
+                    ratchet_tree_presence: RatchetTreePresence::NoRatchetTree,
+                    group_info_extensions: vec![],
+                    signature: vec![].into(),
+                }),
+                ratchet_tree_option: RatchetTreeOption::DistributionService,
+            },
+        },
+    }
+}
+
+async fn epoch(mls: &ProxyMls) -> u64 {
+    mls.room_state(&room()).await.unwrap().epoch
+}
+
+both_backends!(
+    a_commit_for_an_old_epoch_gets_wrong_epoch_with_the_current_one,
+    an_add_of_a_non_participant_gets_invalid_proposal,
+    a_valid_follower_commit_is_accepted_and_stamped,
+    a_message_from_a_banned_user_is_not_allowed,
+    a_message_sent_as_another_providers_user_is_not_allowed,
+    an_unknown_room_is_refused,
+);
+
+async fn a_commit_for_an_old_epoch_gets_wrong_epoch_with_the_current_one(db: TestDb) {
+    let (service, mls, mut mallory) = hub_with_remote_member(&db).await;
+    let stale = mallory.commit(vec![], vec![], None, false);
+    let alice: ClientUri = "mimi://a.example/d/alice/bridge".parse().unwrap();
+    mls.self_update(&room(), &alice).await.unwrap();
+    service.deliver_due().await.unwrap();
+    assert_eq!(epoch(&mls).await, 2);
+    let answer = service
+        .hub_update(&room(), &b(), update(stale))
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.outcome,
+        UpdateOutcome::WrongEpoch { current_epoch: 2 }
+    );
+    assert!(
+        answer.error_description.contains("epoch 1"),
+        "{}",
+        answer.error_description
+    );
+    assert_eq!(epoch(&mls).await, 2);
+}
+
+async fn an_add_of_a_non_participant_gets_invalid_proposal(db: TestDb) {
+    let (service, mls, mut mallory) = hub_with_remote_member(&db).await;
+    let eve = BareMember::new("mimi://b.example/d/eve/phone");
+    let commit = mallory.commit(
+        vec![],
+        vec![parse_key_package(&eve.key_package()).unwrap()],
+        None,
+        false,
+    );
+    let answer = service
+        .hub_update(&room(), &b(), update(commit))
+        .await
+        .unwrap();
+    assert!(
+        matches!(answer.outcome, UpdateOutcome::InvalidProposal { .. }),
+        "{:?}",
+        answer.outcome
+    );
+    assert!(
+        answer.error_description.contains("eve"),
+        "{}",
+        answer.error_description
+    );
+    assert_eq!(epoch(&mls).await, 1);
+    assert_eq!(mls.room_state(&room()).await.unwrap().members.len(), 2);
+}
+
+async fn a_valid_follower_commit_is_accepted_and_stamped(db: TestDb) {
+    let (service, mls, mut mallory) = hub_with_remote_member(&db).await;
+    let cp = ComponentCodePoints::default();
+    let zoe = BareMember::new("mimi://b.example/d/zoe/phone");
+    let mut list: ParticipantListData =
+        wire::decode_exact(&mallory.component(cp.participant_list).unwrap()).unwrap();
+    list.participants
+        .push(UserRolePair::new("mimi://b.example/u/zoe", 2));
+    let update_bytes = wire::encode(&ParticipantListUpdate {
+        added_participants: vec![UserRolePair::new("mimi://b.example/u/zoe", 2)],
+        ..Default::default()
+    })
+    .unwrap();
+    let commit = mallory.commit(
+        vec![Proposal::AppDataUpdate(Box::new(
+            AppDataUpdateProposal::update(cp.participant_list, update_bytes),
+        ))],
+        vec![parse_key_package(&zoe.key_package()).unwrap()],
+        Some((cp.participant_list, wire::encode(&list).unwrap())),
+        true,
+    );
+    let answer = service
+        .hub_update(&room(), &b(), update(commit))
+        .await
+        .unwrap();
+    assert!(
+        matches!(answer.outcome, UpdateOutcome::Success { accepted_timestamp } if accepted_timestamp > 0),
+        "{answer:?}"
+    );
+    let state = mls.room_state(&room()).await.unwrap();
+    assert_eq!(state.epoch, 2);
+    assert!(
+        state
+            .participants
+            .contains(&"mimi://b.example/u/zoe".parse().unwrap())
+    );
+    // the commit is queued for b.example (mallory's provider and zoe's)
+    let queued = mimi_bridge::store::outbox::pending(mls.store().pool(), Some(room().as_str()))
+        .await
+        .unwrap();
+    assert!(
+        queued
+            .iter()
+            .any(|i| i.kind == "notify" && i.destination == "b.example")
+    );
+}
+
+async fn a_message_from_a_banned_user_is_not_allowed(db: TestDb) {
+    let (service, mls, mut mallory) = hub_with_remote_member(&db).await;
+    let message = mallory.encrypt(b"before the ban");
+    let alice: ClientUri = "mimi://a.example/d/alice/bridge".parse().unwrap();
+    mls.remove_user(
+        &room(),
+        &alice,
+        &"mimi://b.example/u/mallory".parse().unwrap(),
+        true,
+    )
+    .await
+    .unwrap();
+    service.deliver_due().await.unwrap();
+    let request = SubmitMessageRequest {
+        protocol: Protocol::Mls10,
+        app_message: MlsMessage::from_bytes(&message).unwrap(),
+        sending_uri: IdentifierUri::new("mimi://b.example/u/mallory"),
+    };
+    let answer = service.hub_submit(&room(), &b(), request).await.unwrap();
+    assert_eq!(answer.status, SubmitStatus::NotAllowed);
+}
+
+async fn a_message_sent_as_another_providers_user_is_not_allowed(db: TestDb) {
+    let (service, _mls, mut mallory) = hub_with_remote_member(&db).await;
+    let request = SubmitMessageRequest {
+        protocol: Protocol::Mls10,
+        app_message: MlsMessage::from_bytes(&mallory.encrypt(b"hi")).unwrap(),
+        sending_uri: IdentifierUri::new("mimi://b.example/u/mallory"),
+    };
+    // accepted from b.example ...
+    let ok = service
+        .hub_submit(&room(), &b(), request.clone())
+        .await
+        .unwrap();
+    assert!(matches!(ok.status, SubmitStatus::Accepted { .. }), "{ok:?}");
+    // ... refused when another provider claims to speak for mallory
+    let c = ProviderId::new("c.example").unwrap();
+    let answer = service.hub_submit(&room(), &c, request).await.unwrap();
+    assert_eq!(answer.status, SubmitStatus::NotAllowed);
+}
+
+async fn an_unknown_room_is_refused(db: TestDb) {
+    let (service, _mls, mut mallory) = hub_with_remote_member(&db).await;
+    let other: RoomUri = "mimi://a.example/r/nowhere".parse().unwrap();
+    let commit = mallory.commit(vec![], vec![], None, false);
+    let err = service
+        .hub_update(&other, &b(), update(commit))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ServiceError::UnknownRoom(_)), "{err}");
+    let err = service
+        .follower_notify(&other, &ProviderId::new("a.example").unwrap(), b"\x00")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ServiceError::Malformed { .. } | ServiceError::UnknownRoom(_)
+        ),
+        "{err}"
+    );
+}
