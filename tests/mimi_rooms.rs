@@ -218,6 +218,121 @@ async fn a_room_on_a_with_a_user_of_b_messages_both_ways() {
     assert_eq!(got[0]["sender"], "mimi://b.example/d/bob/bridge");
     assert_eq!(got.as_array().unwrap().len(), 1, "delivered once");
 
+    // a role change: bob becomes group_admin (3), on both sides
+    let (s, body) = a
+        .post(
+            &room_path("/roles"),
+            json!({ "committer": "mimi://a.example/d/alice/bridge", "user": "mimi://b.example/u/bob", "role": 3 }),
+        )
+        .await;
+    assert_eq!(s, 202, "{body}");
+    let on_b = b
+        .wait_for(&room_path(""), "the role change on b", |v| v["epoch"] == 2)
+        .await;
+    let on_a = a
+        .wait_for(&room_path(""), "the role change on a", |v| v["epoch"] == 2)
+        .await;
+    assert_eq!(on_b["participants"][1]["role"], 3);
+    assert_eq!(on_a["participants"], on_b["participants"]);
+    assert_eq!(on_a["epoch_authenticator"], on_b["epoch_authenticator"]);
+
+    // carol of b joins, then is banned: role 1, no clients left, on both sides
+    let (s, _) = b
+        .post(
+            "/admin/v1/clients",
+            json!({ "client": "mimi://b.example/d/carol/bridge" }),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (s, body) = a
+        .post(
+            &room_path("/members"),
+            json!({ "committer": "mimi://a.example/d/alice/bridge", "user": "mimi://b.example/u/carol" }),
+        )
+        .await;
+    assert_eq!(s, 202, "{body}");
+    b.wait_for(&room_path(""), "carol on b", |v| v["epoch"] == 3)
+        .await;
+    let (s, body) = a
+        .post(
+            &room_path("/removals"),
+            json!({ "committer": "mimi://a.example/d/alice/bridge", "user": "mimi://b.example/u/carol", "ban": true }),
+        )
+        .await;
+    assert_eq!(s, 202, "{body}");
+    let on_b = b
+        .wait_for(&room_path(""), "the ban on b", |v| v["epoch"] == 4)
+        .await;
+    let on_a = a
+        .wait_for(&room_path(""), "the ban on a", |v| v["epoch"] == 4)
+        .await;
+    let carol = on_a["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["user"] == "mimi://b.example/u/carol")
+        .unwrap()
+        .clone();
+    assert_eq!(carol["role"], 1, "banned");
+    assert!(
+        !on_a["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["user"] == "mimi://b.example/u/carol"),
+        "carol's clients are gone"
+    );
+    assert_eq!(on_a["participants"], on_b["participants"]);
+    assert_eq!(on_a["epoch_authenticator"], on_b["epoch_authenticator"]);
+
+    // bob leaves: his proposals are cached by the hub and committed by the next committer
+    let (s, body) = b
+        .post(
+            &room_path("/leave"),
+            json!({ "client": "mimi://b.example/d/bob/bridge" }),
+        )
+        .await;
+    assert_eq!(s, 202, "{body}");
+    a.wait_for(&room_path(""), "bob's leave cached on a", |v| {
+        v["pending_proposals"] == 2
+    })
+    .await;
+    let (s, body) = a
+        .post(
+            &room_path("/commit"),
+            json!({ "committer": "mimi://a.example/d/alice/bridge" }),
+        )
+        .await;
+    assert_eq!(s, 202, "{body}");
+    let on_a = a
+        .wait_for(&room_path(""), "the leave committed on a", |v| {
+            v["epoch"] == 5
+        })
+        .await;
+    assert!(
+        !on_a["participants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["user"] == "mimi://b.example/u/bob")
+    );
+    assert_eq!(on_a["pending_proposals"], 0);
+    // b has no member left in the room
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, _) = b.get(&room_path("")).await;
+        if status == 404 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "b still shows the room after bob left: {:?} {:?}",
+            b.daemon.log(),
+            a.daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     assert!(b.daemon.stop("-TERM").success());
     assert!(a.daemon.stop("-TERM").success());
 }

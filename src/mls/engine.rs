@@ -205,7 +205,9 @@ impl ProxyMls {
     ) -> Result<(), MlsError> {
         self.fault("before-commit")?;
         tx.commit().await?;
-        if let Some(mut m) = m {
+        if let Some(mut m) = m
+            && m.group.is_active()
+        {
             m.ws.mark_persisted()?;
             self.cache_put(room, m);
         }
@@ -463,6 +465,23 @@ impl ProxyMls {
         m: &mut Opened,
     ) -> Result<(), MlsError> {
         m.ws.flush(&mut *tx, &self.key).await?;
+        if !m.group.is_active() {
+            // Removed from the group by the commit just processed: no longer a member here.
+            let client = m.identity.client.to_string();
+            room_proxy_members::delete(&mut *tx, room.as_str(), &client).await?;
+            if let Some(rg) = room_groups::get(&mut *tx, room.as_str()).await?
+                && rg.reader_client.as_deref() == Some(client.as_str())
+            {
+                let next = room_proxy_members::list(&mut *tx, room.as_str())
+                    .await?
+                    .into_iter()
+                    .next()
+                    .map(|r| r.client_uri);
+                room_groups::set_reader(&mut *tx, room.as_str(), next.as_deref()).await?;
+            }
+            m.stored_at = None;
+            return Ok(());
+        }
         let now = (m.epoch, m.next_seq);
         if m.stored_at == Some(now) {
             return Ok(());
@@ -725,6 +744,93 @@ impl ProxyMls {
         self.stage(room, committer, StagePlan::default()).await
     }
 
+    /// One commit changing a participant's role.
+    pub async fn change_role(
+        &self,
+        room: &RoomUri,
+        committer: &ClientUri,
+        user: &UserUri,
+        role: u32,
+    ) -> Result<CommitOutput, MlsError> {
+        self.stage(
+            room,
+            committer,
+            StagePlan {
+                role_change: Some((user.clone(), role)),
+                ..Default::default()
+            },
+        )
+        .await
+    }
+
+    /// A local client leaves: a SelfRemove and, when it is its user's last client, the
+    /// AppDataUpdate taking the user off the participant list. Proposals, not a commit: the
+    /// hub caches them and the next committer includes them. They are queued for the hub.
+    pub async fn leave(&self, room: &RoomUri, client: &ClientUri) -> Result<(), MlsError> {
+        let _guard = self.lock_room(room).await;
+        let mut tx = self.store.begin().await?;
+        let rg = self.room_group(&mut tx, room).await?;
+        let mut m = self
+            .open_member(&mut tx, room, &rg.group_id, client)
+            .await?;
+        let state = room_sync::room_state(&m.group, room, &self.cp)?;
+        let user = m.identity.user.clone();
+        let mut messages = Vec::new();
+        if state.active_clients(&user).len() <= 1
+            && let Some(index) = state.participants.index_of(&user)
+        {
+            let update = ParticipantListUpdate {
+                removed_indices: vec![index as u32],
+                ..Default::default()
+            };
+            let bytes = wire::encode(&update).map_err(|e| MlsError::InvalidRoomState {
+                room: room.to_string(),
+                reason: e.to_string(),
+            })?;
+            let (message, _) = m
+                .group
+                .propose_app_data_update(
+                    m.ws.provider(),
+                    &m.identity.signer,
+                    self.cp.participant_list,
+                    AppDataUpdateOperation::Update(bytes.into()),
+                )
+                .during("propose leaving the participant list")?;
+            messages.push(message.tls_serialize_detached().during("encode proposal")?);
+        }
+        let self_remove = m
+            .group
+            .leave_group_via_self_remove(m.ws.provider(), &m.identity.signer)
+            .during("SelfRemove")?;
+        messages.push(
+            self_remove
+                .tls_serialize_detached()
+                .during("encode proposal")?,
+        );
+        self.fault("after-mls-step")?;
+        let body = messages
+            .iter()
+            .map(|m| tls_codec::VLBytes::new(m.clone()))
+            .collect::<Vec<_>>()
+            .tls_serialize_detached()
+            .during("encode proposals")?;
+        outbox::enqueue(
+            &mut *tx,
+            &outbox::OutboxRecord {
+                id: format!("proposals:{}", hex::encode(mls_blobs::hash(&body))),
+                room_id: Some(room.to_string()),
+                destination: room.provider().domain().to_string(),
+                kind: "proposals".into(),
+                sender: Some(user.to_string()),
+                body,
+                attempts: 0,
+            },
+        )
+        .await?;
+        self.save_member(&mut tx, room, &mut m).await?;
+        self.finish(tx, room, Some(m)).await
+    }
+
     /// A commit that refreshes the committer's leaf (and the path above it).
     pub async fn self_update(
         &self,
@@ -767,6 +873,24 @@ impl ProxyMls {
         let mut proposals = Vec::new();
         let mut list_update = plan.list_update;
         let mut removals = Vec::new();
+        if let Some((user, role)) = &plan.role_change {
+            let index = state
+                .participants
+                .index_of(user)
+                .ok_or_else(|| MlsError::Rejected {
+                    room: room.to_string(),
+                    rejection: crate::room::validation::Rejection::not_allowed(format!(
+                        "{user} is not a participant of {room}"
+                    )),
+                })? as u32;
+            list_update = Some(ParticipantListUpdate {
+                changed_role_participants: vec![UserIndexRolePair {
+                    user_index: index,
+                    role_index: *role,
+                }],
+                ..Default::default()
+            });
+        }
         if let Some((user, ban)) = &plan.remove_user {
             let index = state
                 .participants
@@ -1494,9 +1618,17 @@ impl ProxyMls {
             rejection,
         })?;
         for (q, message) in queued.into_iter().zip(messages) {
-            m.group
-                .store_pending_proposal(m.ws.provider().storage(), q)
-                .during("store proposal")?;
+            // A local client's own proposals come back in the hub's fan-out; they are in its
+            // proposal store already.
+            let known = m
+                .group
+                .pending_proposals()
+                .any(|p| p.proposal_reference_ref() == q.proposal_reference_ref());
+            if !known {
+                m.group
+                    .store_pending_proposal(m.ws.provider().storage(), q)
+                    .during("store proposal")?;
+            }
             let hash = mls_blobs::put(&mut tx, message).await?;
             let seq =
                 room_log::append(&mut tx, room.as_str(), m.epoch, LogKind::Proposal, &hash).await?;
@@ -1667,6 +1799,7 @@ struct StagePlan {
     list_update: Option<ParticipantListUpdate>,
     adds: Vec<KeyPackage>,
     remove_user: Option<(UserUri, bool)>,
+    role_change: Option<(UserUri, u32)>,
     self_update: bool,
 }
 

@@ -78,7 +78,11 @@ pub fn room_state(
         room: room.to_string(),
         reason: e.to_string(),
     })?;
-    state.pending = pending_effects(group, cp)?;
+    // A group this client was just removed from keeps its last proposals, whose senders
+    // may be gone: there is nothing pending for it any more.
+    if group.is_active() {
+        state.pending = pending_effects(group, cp)?;
+    }
     Ok(state)
 }
 

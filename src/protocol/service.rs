@@ -617,7 +617,11 @@ impl MimiService {
                 if known_epoch.is_some() && fanout.message.epoch() >= known_epoch {
                     let mut all: Vec<&[u8]> = vec![bytes];
                     all.extend(more_proposals.iter().map(|m| m.as_bytes()));
-                    self.mls.process_proposals(room, &all).await?;
+                    // A local client's own proposals are already in its proposal store, and
+                    // the room's reader cannot process its own handshakes: skip, don't fail.
+                    if let Err(e) = self.mls.process_proposals(room, &all).await {
+                        tracing::info!(%room, error = %e, "fanned-out proposals not applied here");
+                    }
                 }
             }
             FanoutBody::Application { .. } => {
@@ -819,9 +823,60 @@ impl MimiService {
                 if answer.status == 201 || answer.status == 200 {
                     Ok(Ok(()))
                 } else {
-                    tracing::info!(%room, peer = %peer.domain(), status = answer.status, "notify not accepted yet");
+                    tracing::info!(
+                        %room,
+                        peer = %peer.domain(),
+                        status = answer.status,
+                        answer = %String::from_utf8_lossy(&answer.body),
+                        "notify not accepted yet"
+                    );
                     Ok(Err(answer.retry_after))
                 }
+            }
+            "proposals" => {
+                let messages: Vec<tls_codec::VLBytes> =
+                    tls_codec::Deserialize::tls_deserialize_exact(&item.body)
+                        .map_err(|e| malformed("queued proposals")(e.to_string()))?;
+                let parsed = messages
+                    .iter()
+                    .map(|m| MlsMessage::from_bytes(m.as_slice()))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| malformed("queued proposals")(e.to_string()))?;
+                let Some((first, rest)) = parsed.split_first() else {
+                    return Ok(Ok(()));
+                };
+                let request = UpdateRequest {
+                    bundle: HandshakeBundle {
+                        proposal_or_commit: first.clone(),
+                        body: HandshakeBundleBody::Proposal {
+                            more_proposals: rest.to_vec(),
+                        },
+                    },
+                };
+                if local_hub {
+                    let answer = self
+                        .hub_update(&room, &self.domain.clone(), request)
+                        .await?;
+                    if !matches!(answer.outcome, UpdateOutcome::Success { .. }) {
+                        tracing::warn!(%room, outcome = ?answer.outcome, reason = %answer.error_description, "proposals refused");
+                    }
+                    return Ok(Ok(()));
+                }
+                let body = wire::encode(&request)
+                    .map_err(|e| malformed("UpdateRequest")(e.to_string()))?;
+                let answer = self
+                    .client()?
+                    .post(room.provider(), Endpoint::Update, room.as_str(), body)
+                    .await?;
+                if answer.status != 200 {
+                    return Ok(Err(answer.retry_after));
+                }
+                let response: UpdateRoomResponse = wire::decode_exact(&answer.body)
+                    .map_err(|e| malformed("UpdateRoomResponse")(e.to_string()))?;
+                if !matches!(response.outcome, UpdateOutcome::Success { .. }) {
+                    tracing::warn!(%room, outcome = ?response.outcome, reason = %response.error_description, "the hub refused proposals");
+                }
+                Ok(Ok(()))
             }
             other => Err(malformed("outbox item")(format!("unknown kind `{other}`"))),
         }

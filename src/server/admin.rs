@@ -22,6 +22,9 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/v1/rooms/{room}", get(room_view))
         .route("/admin/v1/rooms/{room}/members", post(add_member))
         .route("/admin/v1/rooms/{room}/removals", post(remove_member))
+        .route("/admin/v1/rooms/{room}/roles", post(change_role))
+        .route("/admin/v1/rooms/{room}/leave", post(leave))
+        .route("/admin/v1/rooms/{room}/commit", post(commit_pending))
         .route(
             "/admin/v1/rooms/{room}/messages",
             post(send_message).get(messages),
@@ -336,5 +339,82 @@ async fn messages(
                 hub_timestamp_ms: m.hub_timestamp_ms,
             })
             .collect(),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoleChange {
+    committer: String,
+    user: String,
+    role: u32,
+}
+
+async fn change_role(
+    _: Operator,
+    State(s): State<AppState>,
+    Path(room): Path<String>,
+    Json(req): Json<RoleChange>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let room = room_param(&room)?;
+    let committer: ClientUri = req.committer.parse().map_err(|e| bad("committer", e))?;
+    let user: UserUri = req.user.parse().map_err(|e| bad("user", e))?;
+    let out = s
+        .mls
+        .change_role(&room, &committer, &user, req.role)
+        .await
+        .map_err(failed)?;
+    s.service.wake();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "epoch": out.epoch })),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Leave {
+    client: String,
+}
+
+async fn leave(
+    _: Operator,
+    State(s): State<AppState>,
+    Path(room): Path<String>,
+    Json(req): Json<Leave>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let room = room_param(&room)?;
+    let client: ClientUri = req.client.parse().map_err(|e| bad("client", e))?;
+    s.mls.leave(&room, &client).await.map_err(failed)?;
+    s.service.wake();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "leaving": client })),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Commit {
+    committer: String,
+}
+
+async fn commit_pending(
+    _: Operator,
+    State(s): State<AppState>,
+    Path(room): Path<String>,
+    Json(req): Json<Commit>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let room = room_param(&room)?;
+    let committer: ClientUri = req.committer.parse().map_err(|e| bad("committer", e))?;
+    let out = s
+        .mls
+        .commit_pending_proposals(&room, &committer)
+        .await
+        .map_err(failed)?;
+    s.service.wake();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "epoch": out.epoch })),
     ))
 }

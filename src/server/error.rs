@@ -27,6 +27,9 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::warn!(status = %self.status, error = self.error, "{}", self.message);
+        }
         (self.status, Json(&self)).into_response()
     }
 }
