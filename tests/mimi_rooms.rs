@@ -163,6 +163,34 @@ async fn a_room_on_a_with_a_user_of_b_messages_both_ways() {
     assert_eq!(s, 201, "{room}");
     assert_eq!(room["epoch"], 0);
 
+    // without bob's consent, b hands out no key material: the add is refused
+    let (s, body) = a
+        .post(
+            &room_path("/members"),
+            json!({ "committer": "mimi://a.example/d/alice/bridge", "user": "mimi://b.example/u/bob" }),
+        )
+        .await;
+    assert_eq!(s, 422, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("NoConsent"),
+        "{body}"
+    );
+    // alice asks, bob grants (for this room)
+    let (s, body) = a
+        .post(
+            "/admin/v1/consent/requests",
+            json!({ "requester": "mimi://a.example/u/alice", "target": "mimi://b.example/u/bob", "room": ROOM }),
+        )
+        .await;
+    assert_eq!(s, 202, "{body}");
+    let (s, body) = b
+        .post(
+            "/admin/v1/consent/answers",
+            json!({ "requester": "mimi://a.example/u/alice", "target": "mimi://b.example/u/bob", "room": ROOM, "grant": true }),
+        )
+        .await;
+    assert_eq!(s, 202, "{body}");
+
     // bob of b is added: key material from b, one commit with the participant list and the
     // Add, the Welcome delivered to b through /notify
     let (s, body) = a
@@ -244,6 +272,13 @@ async fn a_room_on_a_with_a_user_of_b_messages_both_ways() {
         )
         .await;
     assert_eq!(s, 201);
+    let (s, _) = b
+        .post(
+            "/admin/v1/consent/answers",
+            json!({ "requester": "mimi://a.example/u/alice", "target": "mimi://b.example/u/carol", "grant": true }),
+        )
+        .await;
+    assert_eq!(s, 202);
     let (s, body) = a
         .post(
             &room_path("/members"),

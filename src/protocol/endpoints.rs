@@ -19,6 +19,7 @@ impl From<ServiceError> for ApiError {
         let (status, code) = match &e {
             ServiceError::UnknownRoom(_) => (StatusCode::NOT_FOUND, "unknown_room"),
             ServiceError::NotHub(_) => (StatusCode::NOT_FOUND, "not_hub"),
+            ServiceError::UnknownUser(_) => (StatusCode::NOT_FOUND, "unknown_user"),
             ServiceError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ServiceError::Malformed { .. } | ServiceError::Mls(MlsError::Malformed { .. }) => {
                 (StatusCode::BAD_REQUEST, "malformed")
@@ -113,5 +114,29 @@ pub async fn notify(
 ) -> Result<Response, ApiError> {
     let room = room_param(&room)?;
     state.service.follower_notify(&room, &peer, &body).await?;
+    Ok(StatusCode::CREATED.into_response())
+}
+
+/// `POST /requestConsent/{targetDomain}`: 201, or 404 for an unknown target user.
+pub async fn request_consent(
+    State(state): State<ProtocolState>,
+    AuthenticatedPeer(peer): AuthenticatedPeer,
+    Path(_target_domain): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let entry: wire::ConsentEntry = decode(&body)?;
+    state.service.consent_requested(&peer, &entry).await?;
+    Ok(StatusCode::CREATED.into_response())
+}
+
+/// `POST /updateConsent/{requesterDomain}`: 201, or 404 for an unknown requester.
+pub async fn update_consent(
+    State(state): State<ProtocolState>,
+    AuthenticatedPeer(peer): AuthenticatedPeer,
+    Path(_requester_domain): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let entry: wire::ConsentEntry = decode(&body)?;
+    state.service.consent_updated(&peer, &entry).await?;
     Ok(StatusCode::CREATED.into_response())
 }

@@ -39,6 +39,14 @@ pub fn router(state: ProtocolState) -> Router {
             post(endpoints::submit_message),
         )
         .route("/mimi/v1/notify/{room}", post(endpoints::notify))
+        .route(
+            "/mimi/v1/requestConsent/{domain}",
+            post(endpoints::request_consent),
+        )
+        .route(
+            "/mimi/v1/updateConsent/{domain}",
+            post(endpoints::update_consent),
+        )
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .fallback(crate::server::not_found)
         .with_state(state)

@@ -22,6 +22,7 @@ use super::wire::{
 use crate::mls::{Incoming, MlsError, ProxyMls};
 use crate::room::state::{BANNED_ROLE, NO_ROLE, RoomState};
 use crate::room::validation::{RejectCode, check_application_message};
+use crate::store::consents::{self, ConsentState};
 use crate::store::rooms::OurRole;
 use crate::store::{
     Store, StoreError, inbound_messages, mls_blobs, notify_seen, now_ms, outbox, pending_commits,
@@ -36,6 +37,8 @@ pub enum ServiceError {
     UnknownRoom(String),
     #[error("this provider is not the hub of room {0}")]
     NotHub(String),
+    #[error("user {0} is not known here")]
+    UnknownUser(String),
     #[error("{0}")]
     Forbidden(String),
     #[error("malformed {what}: {reason}")]
@@ -127,6 +130,27 @@ impl MimiService {
             });
         }
         let clients = proxy_clients::for_user(self.store.pool(), target.as_str()).await?;
+        if clients.is_empty() {
+            return Ok(response);
+        }
+        // A user of another provider is added only with the target user's consent.
+        let requester = request.requesting_user.as_str().unwrap_or_default();
+        let requester_is_local = requester
+            .parse::<UserUri>()
+            .is_ok_and(|u| u.provider() == &self.domain);
+        if !requester_is_local {
+            let room = request.room_id.as_str().unwrap_or_default();
+            let consent =
+                consents::effective(self.store.pool(), requester, target.as_str(), room).await?;
+            if consent != Some(ConsentState::Granted) {
+                response.user_status = if room.is_empty() {
+                    KeyMaterialUserCode::NoConsent
+                } else {
+                    KeyMaterialUserCode::NoConsentForThisRoom
+                };
+                return Ok(response);
+            }
+        }
         for c in clients {
             let client = ClientUri::from_bytes(c.as_bytes())
                 .map_err(|e| StoreError::Database(sqlx::Error::Decode(e.to_string().into())))?;
@@ -251,6 +275,141 @@ impl MimiService {
             })
             .await?;
         signed.map_err(malformed("KeyMaterialRequest"))
+    }
+
+    // ------------------------------------------------------------------ consent
+
+    /// `/requestConsent/{targetDomain}`: a peer asks (or stops asking) for one of our users'
+    /// consent. Unknown target users are `Err(UnknownUser)` (HTTP 404).
+    pub async fn consent_requested(
+        &self,
+        peer: &ProviderId,
+        entry: &wire::ConsentEntry,
+    ) -> Result<(), ServiceError> {
+        let (requester, target, room) = consent_parties(entry)?;
+        if requester.provider() != peer {
+            return Err(ServiceError::Forbidden(format!(
+                "{} cannot ask for consent on behalf of {requester}",
+                peer.domain()
+            )));
+        }
+        if target.provider() != &self.domain
+            || proxy_clients::for_user(self.store.pool(), target.as_str())
+                .await?
+                .is_empty()
+        {
+            return Err(ServiceError::UnknownUser(target.to_string()));
+        }
+        let state = match entry.consent {
+            wire::Consent::Request => ConsentState::Requested,
+            wire::Consent::Cancel => ConsentState::Cancelled,
+            _ => {
+                return Err(malformed("ConsentEntry")(
+                    "/requestConsent takes request or cancel".into(),
+                ));
+            }
+        };
+        consents::set(
+            self.store.pool(),
+            requester.as_str(),
+            target.as_str(),
+            room.as_deref(),
+            state,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// `/updateConsent/{requesterDomain}`: a peer's user granted or revoked consent to one of
+    /// our users.
+    pub async fn consent_updated(
+        &self,
+        peer: &ProviderId,
+        entry: &wire::ConsentEntry,
+    ) -> Result<(), ServiceError> {
+        let (requester, target, room) = consent_parties(entry)?;
+        if target.provider() != peer {
+            return Err(ServiceError::Forbidden(format!(
+                "{} cannot answer for {target}",
+                peer.domain()
+            )));
+        }
+        if requester.provider() != &self.domain {
+            return Err(ServiceError::UnknownUser(requester.to_string()));
+        }
+        let state = match entry.consent {
+            wire::Consent::Grant { .. } => ConsentState::Granted,
+            wire::Consent::Revoke => ConsentState::Revoked,
+            _ => {
+                return Err(malformed("ConsentEntry")(
+                    "/updateConsent takes grant or revoke".into(),
+                ));
+            }
+        };
+        consents::set(
+            self.store.pool(),
+            requester.as_str(),
+            target.as_str(),
+            room.as_deref(),
+            state,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Queues a consent operation for the other provider: a request or cancel goes to the
+    /// target's provider, a grant or revoke to the requester's. Local effects are recorded now.
+    pub async fn send_consent(
+        &self,
+        operation: wire::Consent,
+        requester: &UserUri,
+        target: &UserUri,
+        room: Option<&RoomUri>,
+    ) -> Result<(), ServiceError> {
+        let (destination, state) = match operation {
+            wire::Consent::Request => (target.provider(), ConsentState::Requested),
+            wire::Consent::Cancel => (target.provider(), ConsentState::Cancelled),
+            wire::Consent::Grant { .. } => (requester.provider(), ConsentState::Granted),
+            wire::Consent::Revoke => (requester.provider(), ConsentState::Revoked),
+        };
+        let entry = wire::ConsentEntry {
+            consent: operation,
+            requester_uri: IdentifierUri::new(requester.as_str()),
+            target_uri: IdentifierUri::new(target.as_str()),
+            room_id: room.map(|r| IdentifierUri::new(r.as_str())),
+            consent_extensions: Default::default(),
+        };
+        let body = wire::encode(&entry).map_err(|e| malformed("ConsentEntry")(e.to_string()))?;
+        let mut tx = self.store.begin().await?;
+        consents::set(
+            &mut *tx,
+            requester.as_str(),
+            target.as_str(),
+            room.map(|r| r.as_str()),
+            state,
+        )
+        .await?;
+        outbox::enqueue(
+            &mut *tx,
+            &outbox::OutboxRecord {
+                id: format!(
+                    "consent:{}",
+                    hex::encode(mls_blobs::hash(
+                        &[body.as_slice(), &now_ms().to_be_bytes()].concat()
+                    ))
+                ),
+                room_id: None,
+                destination: destination.domain().to_string(),
+                kind: "consent".into(),
+                sender: None,
+                body,
+                attempts: 0,
+            },
+        )
+        .await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        self.wake();
+        Ok(())
     }
 
     // ------------------------------------------------------------------ hub
@@ -723,6 +882,28 @@ impl MimiService {
         &self,
         item: &outbox::OutboxRecord,
     ) -> Result<Result<(), Option<Duration>>, ServiceError> {
+        if item.kind == "consent" {
+            let entry: wire::ConsentEntry = wire::decode_exact(&item.body)
+                .map_err(|e| malformed("queued consent")(e.to_string()))?;
+            let peer = ProviderId::new(&item.destination)
+                .map_err(|e| malformed("outbox destination")(e.to_string()))?;
+            let endpoint = match entry.consent {
+                wire::Consent::Request | wire::Consent::Cancel => Endpoint::RequestConsent,
+                _ => Endpoint::UpdateConsent,
+            };
+            let answer = self
+                .client()?
+                .post(&peer, endpoint, self.domain.domain(), item.body.clone())
+                .await?;
+            return Ok(match answer.status {
+                200 | 201 => Ok(()),
+                404 => {
+                    tracing::warn!(peer = %peer.domain(), "consent: the peer does not know the user");
+                    Ok(())
+                }
+                _ => Err(answer.retry_after),
+            });
+        }
         let room: RoomUri = item
             .room_id
             .as_deref()
@@ -983,4 +1164,26 @@ fn proposal_ref(raw: &[u8]) -> Option<openmls::ciphersuite::hash_ref::ProposalRe
         .tls_serialize_detached()
         .ok()?;
     openmls::ciphersuite::hash_ref::ProposalRef::tls_deserialize_exact(bytes).ok()
+}
+
+/// The requester, target and room of a consent entry.
+fn consent_parties(
+    entry: &wire::ConsentEntry,
+) -> Result<(UserUri, UserUri, Option<String>), ServiceError> {
+    let user = |uri: &IdentifierUri, what: &str| -> Result<UserUri, ServiceError> {
+        uri.as_str()
+            .unwrap_or_default()
+            .parse()
+            .map_err(|e| malformed("ConsentEntry")(format!("{what} is not a user URI: {e}")))
+    };
+    let room = entry
+        .room_id
+        .as_ref()
+        .and_then(|r| r.as_str().map(str::to_string))
+        .filter(|r| !r.is_empty());
+    Ok((
+        user(&entry.requester_uri, "requesterUri")?,
+        user(&entry.target_uri, "targetUri")?,
+        room,
+    ))
 }

@@ -23,6 +23,8 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/v1/rooms/{room}/members", post(add_member))
         .route("/admin/v1/rooms/{room}/removals", post(remove_member))
         .route("/admin/v1/rooms/{room}/roles", post(change_role))
+        .route("/admin/v1/consent/requests", post(request_consent))
+        .route("/admin/v1/consent/answers", post(answer_consent))
         .route("/admin/v1/rooms/{room}/leave", post(leave))
         .route("/admin/v1/rooms/{room}/commit", post(commit_pending))
         .route(
@@ -416,5 +418,98 @@ async fn commit_pending(
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({ "epoch": out.epoch })),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsentRequest {
+    requester: String,
+    target: String,
+    #[serde(default)]
+    room: Option<String>,
+}
+
+fn consent_parties(req: &ConsentRequest) -> Result<(UserUri, UserUri, Option<RoomUri>), ApiError> {
+    let requester: UserUri = req.requester.parse().map_err(|e| bad("requester", e))?;
+    let target: UserUri = req.target.parse().map_err(|e| bad("target", e))?;
+    let room = req
+        .room
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(|e| bad("room", e))?;
+    Ok((requester, target, room))
+}
+
+/// A local user asks a remote user for consent to add them.
+async fn request_consent(
+    _: Operator,
+    State(s): State<AppState>,
+    Json(req): Json<ConsentRequest>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let (requester, target, room) = consent_parties(&req)?;
+    if requester.provider() != s.mls.provider_id() {
+        return Err(bad(
+            "requester",
+            format!("{requester} is not a user of this provider"),
+        ));
+    }
+    s.service
+        .send_consent(
+            crate::protocol::wire::Consent::Request,
+            &requester,
+            &target,
+            room.as_ref(),
+        )
+        .await
+        .map_err(failed)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "requested": target })),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsentAnswer {
+    requester: String,
+    target: String,
+    #[serde(default)]
+    room: Option<String>,
+    grant: bool,
+}
+
+/// A local user grants (or revokes) consent to a remote requester.
+async fn answer_consent(
+    _: Operator,
+    State(s): State<AppState>,
+    Json(req): Json<ConsentAnswer>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let (requester, target, room) = consent_parties(&ConsentRequest {
+        requester: req.requester,
+        target: req.target,
+        room: req.room,
+    })?;
+    if target.provider() != s.mls.provider_id() {
+        return Err(bad(
+            "target",
+            format!("{target} is not a user of this provider"),
+        ));
+    }
+    let operation = if req.grant {
+        crate::protocol::wire::Consent::Grant {
+            client_key_packages: vec![],
+        }
+    } else {
+        crate::protocol::wire::Consent::Revoke
+    };
+    s.service
+        .send_consent(operation, &requester, &target, room.as_ref())
+        .await
+        .map_err(failed)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "granted": req.grant })),
     ))
 }

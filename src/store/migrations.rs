@@ -27,6 +27,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "delivery",
         include_str!("../../migrations/sqlite/0003_delivery.sql"),
     ),
+    (
+        4,
+        "consent",
+        include_str!("../../migrations/sqlite/0004_consent.sql"),
+    ),
 ];
 
 /// (version, description, SQL) for Postgres.
@@ -45,6 +50,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         3,
         "delivery",
         include_str!("../../migrations/postgres/0003_delivery.sql"),
+    ),
+    (
+        4,
+        "consent",
+        include_str!("../../migrations/postgres/0004_consent.sql"),
     ),
 ];
 
