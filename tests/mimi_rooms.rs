@@ -288,6 +288,40 @@ async fn a_room_on_a_with_a_user_of_b_messages_both_ways() {
     assert_eq!(s, 202, "{body}");
     b.wait_for(&room_path(""), "carol on b", |v| v["epoch"] == 3)
         .await;
+    // carol's second device joins by external commit, with the GroupInfo from the hub
+    let (s, _) = b
+        .post(
+            "/admin/v1/clients",
+            json!({ "client": "mimi://b.example/d/carol/phone" }),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (s, body) = b
+        .post(
+            &room_path("/devices"),
+            json!({ "client": "mimi://b.example/d/carol/phone" }),
+        )
+        .await;
+    assert_eq!(s, 202, "{body}");
+    let carol_clients = |v: &Value| {
+        v["members"]
+            .as_array()
+            .map(|m| {
+                m.iter()
+                    .filter(|c| c["user"] == "mimi://b.example/u/carol")
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let on_a = a
+        .wait_for(&room_path(""), "carol's phone on a", |v| v["epoch"] == 4)
+        .await;
+    let on_b = b
+        .wait_for(&room_path(""), "carol's phone on b", |v| v["epoch"] == 4)
+        .await;
+    assert_eq!(carol_clients(&on_a), 2);
+    assert_eq!(on_a["members"], on_b["members"]);
+    assert_eq!(on_a["epoch_authenticator"], on_b["epoch_authenticator"]);
     let (s, body) = a
         .post(
             &room_path("/removals"),
@@ -296,10 +330,10 @@ async fn a_room_on_a_with_a_user_of_b_messages_both_ways() {
         .await;
     assert_eq!(s, 202, "{body}");
     let on_b = b
-        .wait_for(&room_path(""), "the ban on b", |v| v["epoch"] == 4)
+        .wait_for(&room_path(""), "the ban on b", |v| v["epoch"] == 5)
         .await;
     let on_a = a
-        .wait_for(&room_path(""), "the ban on a", |v| v["epoch"] == 4)
+        .wait_for(&room_path(""), "the ban on a", |v| v["epoch"] == 5)
         .await;
     let carol = on_a["participants"]
         .as_array()
@@ -341,7 +375,7 @@ async fn a_room_on_a_with_a_user_of_b_messages_both_ways() {
     assert_eq!(s, 202, "{body}");
     let on_a = a
         .wait_for(&room_path(""), "the leave committed on a", |v| {
-            v["epoch"] == 5
+            v["epoch"] == 6
         })
         .await;
     assert!(

@@ -266,6 +266,26 @@ impl ProxyMls {
         Ok(f(&identity.signer, &identity.credential))
     }
 
+    /// Runs `f` with this provider's server signer (the hub's external-sender key).
+    pub async fn with_server_identity<T>(
+        &self,
+        f: impl FnOnce(&SignatureKeyPair, &ExternalSender) -> T,
+    ) -> Result<T, MlsError> {
+        let sender = self.server_sender().await?;
+        let provider_uri = self.provider.to_string();
+        let record = proxy_clients::get(self.store.pool(), &provider_uri)
+            .await?
+            .ok_or_else(|| MlsError::UnknownClient(provider_uri.clone()))?;
+        let keypair = self.key.open(
+            format!("server signature key\0{provider_uri}").as_bytes(),
+            &record.signature_private,
+            || format!("server signature key of {provider_uri}"),
+        )?;
+        let signer = SignatureKeyPair::tls_deserialize_exact(&keypair)
+            .map_err(|e| MlsError::Corrupt(format!("server signature key: {e}")))?;
+        Ok(f(&signer, &sender))
+    }
+
     /// One key package of each of many local clients, in one transaction.
     pub async fn key_packages(&self, clients: &[ClientUri]) -> Result<Vec<Vec<u8>>, MlsError> {
         let mut tx = self.store.begin().await?;
@@ -1399,6 +1419,10 @@ impl ProxyMls {
         let epoch = group.epoch().as_u64() as i64;
         let (commit, _welcome, group_info) = bundle.into_contents();
         let commit = commit.tls_serialize_detached().during("encode commit")?;
+        let group_info_bytes = group_info
+            .map(|gi| MlsMessageOut::from(gi).tls_serialize_detached())
+            .transpose()
+            .during("encode GroupInfo")?;
         let commit_hash = mls_blobs::put(&mut tx, &commit).await?;
         match room_groups::get(&mut *tx, room.as_str()).await? {
             Some(rg) => {
@@ -1434,9 +1458,15 @@ impl ProxyMls {
                 id: format!("commit:{}", hex::encode(&commit_hash)),
                 room_id: Some(room.to_string()),
                 destination: room.provider().domain().to_string(),
-                kind: "commit".into(),
+                kind: "external_commit".into(),
                 sender: None,
-                body: commit.clone(),
+                // The commit and the new epoch's GroupInfo, for the hub's HandshakeBundle.
+                body: vec![
+                    tls_codec::VLBytes::new(commit.clone()),
+                    tls_codec::VLBytes::new(group_info_bytes.clone().unwrap_or_default()),
+                ]
+                .tls_serialize_detached()
+                .during("encode external commit")?,
                 attempts: 0,
             },
         )
@@ -1456,10 +1486,7 @@ impl ProxyMls {
             epoch: (epoch - 1) as u64,
             commit,
             welcome: None,
-            group_info: group_info
-                .map(|gi| MlsMessageOut::from(gi).tls_serialize_detached())
-                .transpose()
-                .during("encode GroupInfo")?,
+            group_info: group_info_bytes,
         })
     }
 

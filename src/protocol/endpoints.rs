@@ -140,3 +140,19 @@ pub async fn update_consent(
     state.service.consent_updated(&peer, &entry).await?;
     Ok(StatusCode::CREATED.into_response())
 }
+
+/// `POST /groupInfo/{roomId}`
+pub async fn group_info(
+    State(state): State<ProtocolState>,
+    AuthenticatedPeer(peer): AuthenticatedPeer,
+    Path(room): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let room = room_param(&room)?;
+    let request: wire::GroupInfoRequest = decode(&body)?;
+    let response = state
+        .service
+        .group_info_request(&room, &peer, &request)
+        .await?;
+    encoded(StatusCode::OK, &response)
+}

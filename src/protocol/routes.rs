@@ -39,6 +39,7 @@ pub fn router(state: ProtocolState) -> Router {
             post(endpoints::submit_message),
         )
         .route("/mimi/v1/notify/{room}", post(endpoints::notify))
+        .route("/mimi/v1/groupInfo/{room}", post(endpoints::group_info))
         .route(
             "/mimi/v1/requestConsent/{domain}",
             post(endpoints::request_consent),

@@ -277,6 +277,197 @@ impl MimiService {
         signed.map_err(malformed("KeyMaterialRequest"))
     }
 
+    // ------------------------------------------------------------------ external joins
+
+    /// `/groupInfo/{roomId}`: the room's GroupInfo (with the ratchet tree), encrypted to the
+    /// requester and signed by the hub, for a new device of a participant.
+    pub async fn group_info_request(
+        &self,
+        room: &RoomUri,
+        peer: &ProviderId,
+        request: &wire::GroupInfoRequest,
+    ) -> Result<wire::GroupInfoResponse, ServiceError> {
+        use crate::mls::group_config::CIPHERSUITE;
+        let refuse = |status| wire::GroupInfoResponse {
+            version: Protocol::Mls10,
+            room_id: room.as_str().as_bytes().to_vec().into(),
+            status,
+        };
+        match self.our_room(room).await {
+            Ok(r) if r.our_role == OurRole::Hub => {}
+            _ => return Ok(refuse(wire::GroupInfoStatus::NoSuchRoom)),
+        }
+        let crypto = openmls_rust_crypto::RustCrypto::default();
+        let tbs = request
+            .tbs_bytes()
+            .map_err(|e| malformed("GroupInfoRequest")(e.to_string()))?;
+        if wire::common::verify_with_label(
+            &crypto,
+            CIPHERSUITE.signature_algorithm(),
+            request.requesting_signature_key.as_slice(),
+            wire::group_info::GROUP_INFO_REQUEST_LABEL,
+            &tbs,
+            request.signature.as_slice(),
+        )
+        .is_err()
+        {
+            return Err(ServiceError::Forbidden(
+                "the GroupInfoRequest signature does not verify".into(),
+            ));
+        }
+        let client = crate::mls::clients::client_of(&request.requesting_credential)?;
+        let user = crate::mls::clients::user_of(&client)?;
+        let state = self.mls.room_state(room).await?;
+        let role = state.participants.role_of(&user);
+        if client.provider() != peer
+            || role == NO_ROLE
+            || role == BANNED_ROLE
+            || state.block_reason(&user).is_some()
+        {
+            return Ok(refuse(wire::GroupInfoStatus::NotAuthorized));
+        }
+        let group_info = MlsMessage::from_bytes(&self.mls.group_info(room).await?)
+            .map_err(|e| malformed("GroupInfo")(e.to_string()))?
+            .group_info()
+            .ok_or_else(|| malformed("GroupInfo")("the export is not a GroupInfo".into()))?;
+        let tbe = wire::GroupInfoRatchetTreeTbe {
+            group_info,
+            ratchet_tree_option: RatchetTreeOption::DistributionService,
+            pending_proposals: Vec::new(),
+        };
+        let sealed = tbe
+            .seal(
+                &crypto,
+                CIPHERSUITE,
+                request.group_info_public_key.as_slice(),
+                room.as_str().as_bytes(),
+            )
+            .map_err(|e| malformed("GroupInfo encryption")(format!("{e:?}")))?;
+        let response = self
+            .mls
+            .with_server_identity(|signer, sender| {
+                let hub_sender =
+                    wire::ExternalSender::try_from(sender).map_err(|e| e.to_string())?;
+                let tbs = wire::GroupInfoResponseTbs {
+                    version: Protocol::Mls10,
+                    room_id: room.as_str().as_bytes().to_vec().into(),
+                    status: wire::GroupInfoCode::Success,
+                    cipher_suite: CIPHERSUITE.into(),
+                    hub_sender,
+                    encrypted_groupinfo_and_tree: sealed,
+                };
+                let content = tls_codec::Serialize::tls_serialize_detached(&tbs)
+                    .map_err(|e| e.to_string())?;
+                let signature = wire::common::sign_with_label(
+                    signer,
+                    wire::group_info::GROUP_INFO_RESPONSE_LABEL,
+                    &content,
+                )
+                .map_err(|e| format!("{e:?}"))?;
+                Ok::<_, String>(tbs.with_signature(signature))
+            })
+            .await?;
+        response.map_err(malformed("GroupInfoResponse"))
+    }
+
+    /// A new device of a local participant joins by external commit: the GroupInfo comes
+    /// from the hub (over `/groupInfo`, or directly when this daemon is the hub).
+    pub async fn join_new_device(
+        &self,
+        room: &RoomUri,
+        client: &ClientUri,
+    ) -> Result<(), ServiceError> {
+        use crate::mls::group_config::CIPHERSUITE;
+        use openmls_traits::crypto::OpenMlsCrypto;
+        use openmls_traits::random::OpenMlsRand;
+        let group_info = if room.provider() == &self.domain {
+            self.mls.group_info(room).await?
+        } else {
+            let crypto = openmls_rust_crypto::RustCrypto::default();
+            let ikm: [u8; 32] = crypto
+                .random_array()
+                .map_err(|e| malformed("randomness")(format!("{e:?}")))?;
+            let keys = crypto
+                .derive_hpke_keypair(CIPHERSUITE.hpke_config(), &ikm)
+                .map_err(|e| malformed("HPKE key")(format!("{e:?}")))?;
+            let request = self
+                .mls
+                .with_client_identity(client, |signer, credential| {
+                    let tbs = wire::GroupInfoRequestTbs {
+                        protocol: Protocol::Mls10,
+                        cipher_suite: CIPHERSUITE.into(),
+                        requesting_signature_key: credential.signature_key.clone(),
+                        requesting_credential: credential.credential.clone(),
+                        group_info_public_key: keys.public.clone().into(),
+                        joining_code: Vec::new().into(),
+                    };
+                    let content = tls_codec::Serialize::tls_serialize_detached(&tbs)
+                        .map_err(|e| e.to_string())?;
+                    let signature = wire::common::sign_with_label(
+                        signer,
+                        wire::group_info::GROUP_INFO_REQUEST_LABEL,
+                        &content,
+                    )
+                    .map_err(|e| format!("{e:?}"))?;
+                    Ok::<_, String>(tbs.with_signature(signature))
+                })
+                .await?
+                .map_err(malformed("GroupInfoRequest"))?;
+            let body =
+                wire::encode(&request).map_err(|e| malformed("GroupInfoRequest")(e.to_string()))?;
+            let answer = self
+                .client()?
+                .post(room.provider(), Endpoint::GroupInfo, room.as_str(), body)
+                .await?;
+            if answer.status != 200 {
+                return Err(ServiceError::Forbidden(format!(
+                    "the hub answered /groupInfo with HTTP {}: {}",
+                    answer.status,
+                    String::from_utf8_lossy(&answer.body)
+                )));
+            }
+            let response: wire::GroupInfoResponse = wire::decode_exact(&answer.body)
+                .map_err(|e| malformed("GroupInfoResponse")(e.to_string()))?;
+            let wire::GroupInfoStatus::Success(success) = &response.status else {
+                return Err(ServiceError::Forbidden(format!(
+                    "the hub refused the GroupInfo: {:?}",
+                    response.status.code()
+                )));
+            };
+            let tbs = response
+                .tbs_bytes()
+                .ok_or_else(|| malformed("GroupInfoResponse")("no signed content".into()))?
+                .map_err(|e| malformed("GroupInfoResponse")(e.to_string()))?;
+            wire::common::verify_with_label(
+                &crypto,
+                CIPHERSUITE.signature_algorithm(),
+                success.hub_sender.signature_key.as_slice(),
+                wire::group_info::GROUP_INFO_RESPONSE_LABEL,
+                &tbs,
+                success.signature.as_slice(),
+            )
+            .map_err(|_| {
+                ServiceError::Forbidden(
+                    "the hub's GroupInfoResponse signature does not verify".into(),
+                )
+            })?;
+            let tbe = wire::GroupInfoRatchetTreeTbe::open(
+                &crypto,
+                CIPHERSUITE,
+                &keys.private,
+                room.as_str().as_bytes(),
+                &success.encrypted_groupinfo_and_tree,
+            )
+            .map_err(|e| malformed("encrypted GroupInfo")(format!("{e:?}")))?;
+            MlsMessage::from_group_info(&tbe.group_info).into_bytes()
+        };
+        self.mls
+            .join_by_external_commit(room, client, &group_info)
+            .await?;
+        self.wake();
+        Ok(())
+    }
+
     // ------------------------------------------------------------------ consent
 
     /// `/requestConsent/{targetDomain}`: a peer asks (or stops asking) for one of our users'
@@ -309,6 +500,17 @@ impl MimiService {
                 ));
             }
         };
+        // A request that arrives after the target already granted changes nothing.
+        let current = consents::effective(
+            self.store.pool(),
+            requester.as_str(),
+            target.as_str(),
+            room.as_deref().unwrap_or(""),
+        )
+        .await?;
+        if state == ConsentState::Requested && current == Some(ConsentState::Granted) {
+            return Ok(());
+        }
         consents::set(
             self.store.pool(),
             requester.as_str(),
@@ -957,6 +1159,61 @@ impl MimiService {
                         tracing::warn!(%room, %committer, outcome = ?other, reason = %response.error_description, "the hub refused a commit");
                         self.mls.discard_commit(&room, &committer).await?;
                     }
+                }
+                Ok(Ok(()))
+            }
+            "external_commit" => {
+                let parts: Vec<tls_codec::VLBytes> =
+                    tls_codec::Deserialize::tls_deserialize_exact(&item.body)
+                        .map_err(|e| malformed("queued external commit")(e.to_string()))?;
+                let [commit, group_info] = parts.as_slice() else {
+                    return Err(malformed("queued external commit")(
+                        "expected a commit and a GroupInfo".into(),
+                    ));
+                };
+                let commit = MlsMessage::from_bytes(commit.as_slice())
+                    .map_err(|e| malformed("commit")(e.to_string()))?;
+                if local_hub {
+                    // Already merged and logged here: only the fan-out is left.
+                    let state = self.mls.room_state(&room).await?;
+                    let fanout = FanoutMessage {
+                        timestamp: now_ms() as u64,
+                        message: commit,
+                        body: FanoutBody::Commit {
+                            external_proposals: Vec::new(),
+                        },
+                    };
+                    self.queue_notify(&room, followers(&state, &self.domain), &[fanout])
+                        .await?;
+                    return Ok(Ok(()));
+                }
+                let group_info = MlsMessage::from_bytes(group_info.as_slice())
+                    .ok()
+                    .and_then(|g| g.group_info())
+                    .ok_or_else(|| malformed("queued external commit")("no GroupInfo".into()))?;
+                let request = UpdateRequest {
+                    bundle: HandshakeBundle {
+                        proposal_or_commit: commit,
+                        body: HandshakeBundleBody::Commit {
+                            welcome: None,
+                            group_info_option: GroupInfoOption::Full(group_info),
+                            ratchet_tree_option: RatchetTreeOption::DistributionService,
+                        },
+                    },
+                };
+                let body = wire::encode(&request)
+                    .map_err(|e| malformed("UpdateRequest")(e.to_string()))?;
+                let answer = self
+                    .client()?
+                    .post(room.provider(), Endpoint::Update, room.as_str(), body)
+                    .await?;
+                if answer.status != 200 {
+                    return Ok(Err(answer.retry_after));
+                }
+                let response: UpdateRoomResponse = wire::decode_exact(&answer.body)
+                    .map_err(|e| malformed("UpdateRoomResponse")(e.to_string()))?;
+                if !matches!(response.outcome, UpdateOutcome::Success { .. }) {
+                    tracing::warn!(%room, outcome = ?response.outcome, reason = %response.error_description, "the hub refused an external commit");
                 }
                 Ok(Ok(()))
             }

@@ -26,6 +26,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/v1/consent/requests", post(request_consent))
         .route("/admin/v1/consent/answers", post(answer_consent))
         .route("/admin/v1/rooms/{room}/leave", post(leave))
+        .route("/admin/v1/rooms/{room}/devices", post(join_device))
         .route("/admin/v1/rooms/{room}/commit", post(commit_pending))
         .route(
             "/admin/v1/rooms/{room}/messages",
@@ -511,5 +512,24 @@ async fn answer_consent(
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({ "granted": req.grant })),
+    ))
+}
+
+/// A new device of a local participant joins the room by external commit.
+async fn join_device(
+    _: Operator,
+    State(s): State<AppState>,
+    Path(room): Path<String>,
+    Json(req): Json<Leave>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    let room = room_param(&room)?;
+    let client: ClientUri = req.client.parse().map_err(|e| bad("client", e))?;
+    s.service
+        .join_new_device(&room, &client)
+        .await
+        .map_err(failed)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "joined": client })),
     ))
 }
