@@ -253,3 +253,86 @@ async fn an_unknown_room_is_refused(db: TestDb) {
         "{err}"
     );
 }
+
+mod lookups {
+    use super::*;
+    use mimi_bridge::protocol::wire::{
+        AbuseReport, AbuseType, IdentifierQueryCode, IdentifierRequest, QueryElement, SearchType,
+    };
+
+    fn query(search_type: SearchType, value: &str) -> IdentifierRequest {
+        IdentifierRequest {
+            query_elements: vec![QueryElement {
+                search_type,
+                search_value: value.as_bytes().to_vec().into(),
+            }],
+            id_request_extensions: Default::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn identifier_queries_find_local_users_by_handle() {
+        let db = TestDb::sqlite();
+        let (service, _mls, _mallory) = hub_with_remote_member(&db).await;
+        let found = service
+            .identifier_query(&query(SearchType::Handle, "alice"))
+            .await
+            .unwrap();
+        assert_eq!(found.response_code, IdentifierQueryCode::Success);
+        assert_eq!(found.uri[0].as_str(), Some("mimi://a.example/u/alice"));
+        let missing = service
+            .identifier_query(&query(SearchType::Handle, "nobody"))
+            .await
+            .unwrap();
+        assert_eq!(missing.response_code, IdentifierQueryCode::NotFound);
+        assert!(missing.uri.is_empty());
+        let email = service
+            .identifier_query(&query(SearchType::Email, "a@x"))
+            .await;
+        // an e-mail search is not something a bridge can answer
+        assert_eq!(
+            email.unwrap().response_code,
+            IdentifierQueryCode::UnsupportedField
+        );
+    }
+
+    #[tokio::test]
+    async fn abuse_reports_are_kept_for_the_hubs_operator() {
+        let db = TestDb::sqlite();
+        let (service, mls, _mallory) = hub_with_remote_member(&db).await;
+        let report = AbuseReport {
+            reporting_user: IdentifierUri::new("mimi://b.example/u/mallory"),
+            alleged_abuser_uri: IdentifierUri::new("mimi://a.example/u/alice"),
+            reason_code: AbuseType::Reserved,
+            note: b"spam".to_vec().into(),
+            messages: vec![],
+            abuse_extensions: Default::default(),
+        };
+        service
+            .report_abuse(&room(), &b(), &report, b"raw")
+            .await
+            .unwrap();
+        let kept = mimi_bridge::store::abuse_reports::list(mls.store().pool(), room().as_str())
+            .await
+            .unwrap();
+        assert_eq!(
+            kept,
+            vec![(
+                "mimi://b.example/u/mallory".into(),
+                "mimi://a.example/u/alice".into(),
+                "spam".into()
+            )]
+        );
+        // c.example cannot report as a user of b.example
+        let c = ProviderId::new("c.example").unwrap();
+        assert!(matches!(
+            service.report_abuse(&room(), &c, &report, b"raw").await,
+            Err(ServiceError::Forbidden(_))
+        ));
+        let other: RoomUri = "mimi://a.example/r/none".parse().unwrap();
+        assert!(matches!(
+            service.report_abuse(&other, &b(), &report, b"raw").await,
+            Err(ServiceError::UnknownRoom(_))
+        ));
+    }
+}

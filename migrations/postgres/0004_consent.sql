@@ -8,3 +8,14 @@ CREATE TABLE consents (
     updated_at_ms BIGINT NOT NULL,
     PRIMARY KEY (requester_uri, target_uri, room_id)
 );
+
+-- Abuse reports received for rooms this provider hosts (protocol-06 §5.9), kept for the
+-- operator.
+CREATE TABLE abuse_reports (
+    room_id        TEXT   NOT NULL,
+    reporter_uri   TEXT   NOT NULL,
+    alleged_uri    TEXT   NOT NULL,
+    note           TEXT   NOT NULL,
+    report         BYTEA   NOT NULL,
+    received_at_ms BIGINT NOT NULL
+);

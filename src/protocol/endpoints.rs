@@ -156,3 +156,31 @@ pub async fn group_info(
         .await?;
     encoded(StatusCode::OK, &response)
 }
+
+/// `POST /identifierQuery/{domain}`
+pub async fn identifier_query(
+    State(state): State<ProtocolState>,
+    AuthenticatedPeer(_peer): AuthenticatedPeer,
+    Path(_domain): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request: wire::IdentifierRequest = decode(&body)?;
+    let response = state.service.identifier_query(&request).await?;
+    encoded(StatusCode::OK, &response)
+}
+
+/// `POST /reportAbuse/{roomId}`: no body, 201.
+pub async fn report_abuse(
+    State(state): State<ProtocolState>,
+    AuthenticatedPeer(peer): AuthenticatedPeer,
+    Path(room): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let room = room_param(&room)?;
+    let report: wire::AbuseReport = decode(&body)?;
+    state
+        .service
+        .report_abuse(&room, &peer, &report, &body)
+        .await?;
+    Ok(StatusCode::CREATED.into_response())
+}

@@ -41,6 +41,11 @@ pub fn router(state: ProtocolState) -> Router {
         .route("/mimi/v1/notify/{room}", post(endpoints::notify))
         .route("/mimi/v1/groupInfo/{room}", post(endpoints::group_info))
         .route(
+            "/mimi/v1/identifierQuery/{domain}",
+            post(endpoints::identifier_query),
+        )
+        .route("/mimi/v1/reportAbuse/{room}", post(endpoints::report_abuse))
+        .route(
             "/mimi/v1/requestConsent/{domain}",
             post(endpoints::request_consent),
         )

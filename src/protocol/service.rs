@@ -468,6 +468,84 @@ impl MimiService {
         Ok(())
     }
 
+    // ------------------------------------------------------------------ identifiers, abuse
+
+    /// `/identifierQuery/{domain}`: this bridge knows its users by handle (the local part of
+    /// their MIMI user URI); every query element must match.
+    pub async fn identifier_query(
+        &self,
+        request: &wire::IdentifierRequest,
+    ) -> Result<wire::IdentifierResponse, ServiceError> {
+        let answer = |code, uri: Vec<IdentifierUri>| wire::IdentifierResponse {
+            response_code: code,
+            uri,
+            found_profiles: Vec::new(),
+            id_response_extensions: Default::default(),
+        };
+        let mut found: Option<UserUri> = None;
+        for element in &request.query_elements {
+            if !matches!(element.search_type, wire::SearchType::Handle) {
+                return Ok(answer(wire::IdentifierQueryCode::UnsupportedField, vec![]));
+            }
+            let handle = std::str::from_utf8(element.search_value.as_slice()).unwrap_or_default();
+            let Ok(user) = UserUri::new(self.domain.clone(), handle) else {
+                return Ok(answer(wire::IdentifierQueryCode::NotFound, vec![]));
+            };
+            if found.as_ref().is_some_and(|f| f != &user) {
+                return Ok(answer(wire::IdentifierQueryCode::NotFound, vec![]));
+            }
+            found = Some(user);
+        }
+        match found {
+            Some(user)
+                if !proxy_clients::for_user(self.store.pool(), user.as_str())
+                    .await?
+                    .is_empty() =>
+            {
+                Ok(answer(
+                    wire::IdentifierQueryCode::Success,
+                    vec![IdentifierUri::new(user.as_str())],
+                ))
+            }
+            _ => Ok(answer(wire::IdentifierQueryCode::NotFound, vec![])),
+        }
+    }
+
+    /// `/reportAbuse/{roomId}`: kept for the operator of the hub.
+    pub async fn report_abuse(
+        &self,
+        room: &RoomUri,
+        peer: &ProviderId,
+        report: &wire::AbuseReport,
+        raw: &[u8],
+    ) -> Result<(), ServiceError> {
+        self.hosted_room(room).await?;
+        let reporter = report.reporting_user.as_str().unwrap_or_default();
+        // The reporter may stay anonymous (empty); a named one must be the peer's user.
+        if !reporter.is_empty()
+            && !reporter
+                .parse::<UserUri>()
+                .is_ok_and(|u| u.provider() == peer)
+        {
+            return Err(ServiceError::Forbidden(format!(
+                "{} cannot report on behalf of `{reporter}`",
+                peer.domain()
+            )));
+        }
+        let note = String::from_utf8_lossy(report.note.as_slice()).into_owned();
+        crate::store::abuse_reports::insert(
+            self.store.pool(),
+            room.as_str(),
+            reporter,
+            report.alleged_abuser_uri.as_str().unwrap_or_default(),
+            &note,
+            raw,
+        )
+        .await?;
+        tracing::warn!(%room, reporter, alleged = report.alleged_abuser_uri.as_str().unwrap_or_default(), "abuse reported");
+        Ok(())
+    }
+
     // ------------------------------------------------------------------ consent
 
     /// `/requestConsent/{targetDomain}`: a peer asks (or stops asking) for one of our users'

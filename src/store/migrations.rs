@@ -29,7 +29,7 @@ const SQLITE: &[(i64, &str, &str)] = &[
     ),
     (
         4,
-        "consent",
+        "consent and abuse reports",
         include_str!("../../migrations/sqlite/0004_consent.sql"),
     ),
 ];
@@ -53,7 +53,7 @@ const POSTGRES: &[(i64, &str, &str)] = &[
     ),
     (
         4,
-        "consent",
+        "consent and abuse reports",
         include_str!("../../migrations/postgres/0004_consent.sql"),
     ),
 ];

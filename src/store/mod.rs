@@ -2,6 +2,7 @@
 //! database URL. One repository module per table; numbered migrations per backend under
 //! `migrations/`. The store knows nothing of the layers above: it stores bytes and strings.
 
+pub mod abuse_reports;
 pub mod consents;
 mod error;
 pub mod inbound_messages;
