@@ -336,3 +336,114 @@ mod lookups {
         ));
     }
 }
+
+mod group_info {
+    use super::*;
+    use mimi_bridge::mls::group_config::CIPHERSUITE;
+    use mimi_bridge::protocol::wire::{
+        self as pw, GroupInfoRatchetTreeTbe, GroupInfoRequestTbs, GroupInfoStatus,
+    };
+    use mimi_bridge::room::wire::{RoomMetaData, Utf8String};
+    use openmls_traits::crypto::OpenMlsCrypto;
+
+    #[tokio::test]
+    async fn a_participants_new_device_gets_the_group_info_with_the_pending_proposals() {
+        let db = TestDb::sqlite();
+        let (service, mls, mut mallory) = hub_with_remote_member(&db).await;
+        let cp = ComponentCodePoints::default();
+        // mallory renames the room by proposal; the hub caches it
+        let mut meta: RoomMetaData =
+            wire::decode_exact(&mallory.component(cp.room_metadata).unwrap()).unwrap();
+        meta.room_name = Utf8String::new("The Clubhouse");
+        let group = mallory.group.as_mut().unwrap();
+        let (proposal, _) = group
+            .propose_app_data_update(
+                &mallory.provider,
+                &mallory.signer,
+                cp.room_metadata,
+                AppDataUpdateOperation::Update(wire::encode(&meta).unwrap().into()),
+            )
+            .unwrap();
+        let bundle = UpdateRequest {
+            bundle: HandshakeBundle {
+                proposal_or_commit: MlsMessage::from_bytes(&proposal.to_bytes().unwrap()).unwrap(),
+                body: HandshakeBundleBody::Proposal {
+                    more_proposals: vec![],
+                },
+            },
+        };
+        let answer = service.hub_update(&room(), &b(), bundle).await.unwrap();
+        assert!(
+            matches!(answer.outcome, UpdateOutcome::Success { .. }),
+            "{answer:?}"
+        );
+
+        // mallory's phone asks for the GroupInfo
+        let phone = BareMember::new("mimi://b.example/d/mallory/phone");
+        let crypto = openmls_rust_crypto::RustCrypto::default();
+        let keys = crypto
+            .derive_hpke_keypair(CIPHERSUITE.hpke_config(), &[7; 32])
+            .unwrap();
+        let tbs = GroupInfoRequestTbs {
+            protocol: Protocol::Mls10,
+            cipher_suite: CIPHERSUITE.into(),
+            requesting_signature_key: phone.credential.signature_key.clone(),
+            requesting_credential: phone.credential.credential.clone(),
+            group_info_public_key: keys.public.clone().into(),
+            joining_code: vec![].into(),
+        };
+        let content = tls_codec::Serialize::tls_serialize_detached(&tbs).unwrap();
+        let signature = pw::common::sign_with_label(
+            &phone.signer,
+            pw::group_info::GROUP_INFO_REQUEST_LABEL,
+            &content,
+        )
+        .unwrap();
+        let response = service
+            .group_info_request(&room(), &b(), &tbs.clone().with_signature(signature))
+            .await
+            .unwrap();
+        let GroupInfoStatus::Success(success) = &response.status else {
+            panic!("expected the GroupInfo, got {:?}", response.status.code())
+        };
+        let tbe = GroupInfoRatchetTreeTbe::open(
+            &crypto,
+            CIPHERSUITE,
+            &keys.private,
+            room().as_str().as_bytes(),
+            &success.encrypted_groupinfo_and_tree,
+        )
+        .unwrap();
+        assert_eq!(
+            tbe.pending_proposals.len(),
+            1,
+            "the cached rename is stapled"
+        );
+        assert!(tbe.group_info.parse().is_ok());
+
+        // a bad signature is refused; a stranger is not authorized
+        let forged = service
+            .group_info_request(&room(), &b(), &tbs.clone().with_signature(vec![0; 64]))
+            .await;
+        assert!(matches!(forged, Err(ServiceError::Forbidden(_))));
+        let zed = BareMember::new("mimi://b.example/d/zed/phone");
+        let tbs = GroupInfoRequestTbs {
+            requesting_signature_key: zed.credential.signature_key.clone(),
+            requesting_credential: zed.credential.credential.clone(),
+            ..tbs
+        };
+        let content = tls_codec::Serialize::tls_serialize_detached(&tbs).unwrap();
+        let signature = pw::common::sign_with_label(
+            &zed.signer,
+            pw::group_info::GROUP_INFO_REQUEST_LABEL,
+            &content,
+        )
+        .unwrap();
+        let response = service
+            .group_info_request(&room(), &b(), &tbs.with_signature(signature))
+            .await
+            .unwrap();
+        assert_eq!(response.status, GroupInfoStatus::NotAuthorized);
+        assert_eq!(mls.room_state(&room()).await.unwrap().epoch, 1);
+    }
+}

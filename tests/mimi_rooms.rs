@@ -264,6 +264,45 @@ async fn a_room_on_a_with_a_user_of_b_messages_both_ways() {
     assert_eq!(on_a["participants"], on_b["participants"]);
     assert_eq!(on_a["epoch_authenticator"], on_b["epoch_authenticator"]);
 
+    // bob, now an admin, adds dave of a from the follower side: key material through the hub,
+    // the commit through /update, dave joining on a from the Welcome
+    let (s, _) = a
+        .post(
+            "/admin/v1/clients",
+            json!({ "client": "mimi://a.example/d/dave/bridge" }),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (s, _) = a
+        .post(
+            "/admin/v1/consent/answers",
+            json!({ "requester": "mimi://b.example/u/bob", "target": "mimi://a.example/u/dave", "grant": true }),
+        )
+        .await;
+    assert_eq!(s, 202);
+    let (s, body) = b
+        .post(
+            &room_path("/members"),
+            json!({ "committer": "mimi://b.example/d/bob/bridge", "user": "mimi://a.example/u/dave" }),
+        )
+        .await;
+    assert_eq!(s, 202, "{body}");
+    let on_a = a
+        .wait_for(&room_path(""), "dave added on a", |v| v["epoch"] == 3)
+        .await;
+    let on_b = b
+        .wait_for(&room_path(""), "dave added on b", |v| v["epoch"] == 3)
+        .await;
+    assert!(
+        on_a["participants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["user"] == "mimi://a.example/u/dave")
+    );
+    assert_eq!(on_a["members"], on_b["members"]);
+    assert_eq!(on_a["epoch_authenticator"], on_b["epoch_authenticator"]);
+
     // carol of b joins, then is banned: role 1, no clients left, on both sides
     let (s, _) = b
         .post(
@@ -286,7 +325,7 @@ async fn a_room_on_a_with_a_user_of_b_messages_both_ways() {
         )
         .await;
     assert_eq!(s, 202, "{body}");
-    b.wait_for(&room_path(""), "carol on b", |v| v["epoch"] == 3)
+    b.wait_for(&room_path(""), "carol on b", |v| v["epoch"] == 4)
         .await;
     // carol's second device joins by external commit, with the GroupInfo from the hub
     let (s, _) = b
@@ -314,10 +353,10 @@ async fn a_room_on_a_with_a_user_of_b_messages_both_ways() {
             .unwrap_or(0)
     };
     let on_a = a
-        .wait_for(&room_path(""), "carol's phone on a", |v| v["epoch"] == 4)
+        .wait_for(&room_path(""), "carol's phone on a", |v| v["epoch"] == 5)
         .await;
     let on_b = b
-        .wait_for(&room_path(""), "carol's phone on b", |v| v["epoch"] == 4)
+        .wait_for(&room_path(""), "carol's phone on b", |v| v["epoch"] == 5)
         .await;
     assert_eq!(carol_clients(&on_a), 2);
     assert_eq!(on_a["members"], on_b["members"]);
@@ -330,10 +369,10 @@ async fn a_room_on_a_with_a_user_of_b_messages_both_ways() {
         .await;
     assert_eq!(s, 202, "{body}");
     let on_b = b
-        .wait_for(&room_path(""), "the ban on b", |v| v["epoch"] == 5)
+        .wait_for(&room_path(""), "the ban on b", |v| v["epoch"] == 6)
         .await;
     let on_a = a
-        .wait_for(&room_path(""), "the ban on a", |v| v["epoch"] == 5)
+        .wait_for(&room_path(""), "the ban on a", |v| v["epoch"] == 6)
         .await;
     let carol = on_a["participants"]
         .as_array()
@@ -375,7 +414,7 @@ async fn a_room_on_a_with_a_user_of_b_messages_both_ways() {
     assert_eq!(s, 202, "{body}");
     let on_a = a
         .wait_for(&room_path(""), "the leave committed on a", |v| {
-            v["epoch"] == 6
+            v["epoch"] == 7
         })
         .await;
     assert!(

@@ -1370,6 +1370,31 @@ impl ProxyMls {
         client: &ClientUri,
         group_info: &[u8],
     ) -> Result<CommitOutput, MlsError> {
+        self.join_by_external_commit_with(room, client, group_info, &[])
+            .await
+    }
+
+    /// Joins by external commit, including the pending proposals the hub served with the
+    /// GroupInfo (openmls carries SelfRemove proposals in external commits; others are
+    /// ignored).
+    pub async fn join_by_external_commit_with(
+        &self,
+        room: &RoomUri,
+        client: &ClientUri,
+        group_info: &[u8],
+        pending_proposals: &[Vec<u8>],
+    ) -> Result<CommitOutput, MlsError> {
+        let mut proposals = Vec::new();
+        for bytes in pending_proposals {
+            let message =
+                MlsMessageIn::tls_deserialize_exact(bytes).map_err(|e| MlsError::Malformed {
+                    what: "pending proposal",
+                    reason: e.to_string(),
+                })?;
+            if let MlsMessageBodyIn::PublicMessage(p) = message.extract() {
+                proposals.push(p);
+            }
+        }
         let message =
             MlsMessageIn::tls_deserialize_exact(group_info).map_err(|e| MlsError::Malformed {
                 what: "GroupInfo",
@@ -1387,6 +1412,7 @@ impl ProxyMls {
         let ws = WorkingSet::load(&mut tx, client.as_str(), &self.key).await?;
         let (group, bundle) = MlsGroup::external_commit_builder()
             .with_config(join_config())
+            .with_proposals(proposals)
             .build_group(ws.provider(), verifiable, identity.credential.clone())
             .during("external commit")?
             .leaf_node_parameters(

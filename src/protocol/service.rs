@@ -120,8 +120,14 @@ impl MimiService {
             user_uri: IdentifierUri::new(target.as_str()),
             clients: Vec::new(),
         };
+        if request.target_user.as_str() != Some(target.as_str()) {
+            return Err(ServiceError::Malformed {
+                what: "KeyMaterialRequest",
+                reason: "targetUser differs from the user in the path".into(),
+            });
+        }
         if target.provider() != &self.domain {
-            return Ok(response);
+            return self.relay_key_material(target, request, response).await;
         }
         if request.target_user.as_str() != Some(target.as_str()) {
             return Err(ServiceError::Malformed {
@@ -181,6 +187,41 @@ impl MimiService {
         Ok(response)
     }
 
+    /// A follower asks the hub for key material of another provider's user: the hub relays
+    /// the request, for a room it hosts, and returns the target provider's answer.
+    async fn relay_key_material(
+        &self,
+        target: &UserUri,
+        request: &KeyMaterialRequest,
+        unknown: KeyMaterialResponse,
+    ) -> Result<KeyMaterialResponse, ServiceError> {
+        let room: Option<RoomUri> = request.room_id.as_str().and_then(|r| r.parse().ok());
+        let Some(room) = room.filter(|r| r.provider() == &self.domain) else {
+            return Ok(unknown);
+        };
+        self.hosted_room(&room).await?;
+        let body =
+            wire::encode(request).map_err(|e| malformed("KeyMaterialRequest")(e.to_string()))?;
+        let answer = self
+            .client()?
+            .post(
+                target.provider(),
+                Endpoint::KeyMaterial,
+                target.as_str(),
+                body,
+            )
+            .await?;
+        if answer.status != 200 {
+            return Err(ServiceError::Forbidden(format!(
+                "{} answered the relayed key material request with HTTP {}",
+                target.provider().domain(),
+                answer.status
+            )));
+        }
+        wire::decode_exact(&answer.body)
+            .map_err(|e| malformed("KeyMaterialResponse")(e.to_string()))
+    }
+
     /// Fetches key packages of a remote user from its provider (this daemon being the hub).
     pub async fn fetch_key_material(
         &self,
@@ -204,13 +245,16 @@ impl MimiService {
         let request = self.key_material_request(requester, target, room).await?;
         let body =
             wire::encode(&request).map_err(|e| malformed("KeyMaterialRequest")(e.to_string()))?;
+        // Key packages are fetched through the hub of the room that will use them
+        // (protocol-06 §5.2): straight from the target's provider when this daemon is the hub,
+        // relayed by the hub otherwise.
+        let via = if room.provider() == &self.domain {
+            target.provider()
+        } else {
+            room.provider()
+        };
         let answer = client
-            .post(
-                target.provider(),
-                Endpoint::KeyMaterial,
-                target.as_str(),
-                body,
-            )
+            .post(via, Endpoint::KeyMaterial, target.as_str(), body)
             .await?;
         if answer.status != 200 {
             return Err(ServiceError::Forbidden(format!(
@@ -333,7 +377,7 @@ impl MimiService {
         let tbe = wire::GroupInfoRatchetTreeTbe {
             group_info,
             ratchet_tree_option: RatchetTreeOption::DistributionService,
-            pending_proposals: Vec::new(),
+            pending_proposals: self.pending_proposals(room).await?,
         };
         let sealed = tbe
             .seal(
@@ -370,6 +414,35 @@ impl MimiService {
         response.map_err(malformed("GroupInfoResponse"))
     }
 
+    /// The proposals the hub accepted in the room's current epoch, stapled to the GroupInfo
+    /// it serves (protocol-06 §5.6): the joiner must include them.
+    async fn pending_proposals(
+        &self,
+        room: &RoomUri,
+    ) -> Result<Vec<wire::PendingProposal>, ServiceError> {
+        let epoch = self.epoch(room).await? as i64;
+        let mut conn = self
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(StoreError::from)?;
+        let mut out = Vec::new();
+        for entry in crate::store::room_log::since(&mut *conn, room.as_str(), epoch).await? {
+            if entry.epoch != epoch || entry.kind != crate::store::room_log::LogKind::Proposal {
+                continue;
+            }
+            if let Some(bytes) = mls_blobs::get(&mut conn, &entry.message_hash).await? {
+                out.push(wire::PendingProposal {
+                    proposal: MlsMessage::from_bytes(&bytes)
+                        .map_err(|e| malformed("logged proposal")(e.to_string()))?,
+                    hub_accepted_time: now_ms() as u64,
+                });
+            }
+        }
+        Ok(out)
+    }
+
     /// A new device of a local participant joins by external commit: the GroupInfo comes
     /// from the hub (over `/groupInfo`, or directly when this daemon is the hub).
     pub async fn join_new_device(
@@ -381,7 +454,7 @@ impl MimiService {
         use openmls_traits::crypto::OpenMlsCrypto;
         use openmls_traits::random::OpenMlsRand;
         let group_info = if room.provider() == &self.domain {
-            self.mls.group_info(room).await?
+            (self.mls.group_info(room).await?, Vec::new())
         } else {
             let crypto = openmls_rust_crypto::RustCrypto::default();
             let ikm: [u8; 32] = crypto
@@ -459,10 +532,19 @@ impl MimiService {
                 &success.encrypted_groupinfo_and_tree,
             )
             .map_err(|e| malformed("encrypted GroupInfo")(format!("{e:?}")))?;
-            MlsMessage::from_group_info(&tbe.group_info).into_bytes()
+            let pending: Vec<Vec<u8>> = tbe
+                .pending_proposals
+                .iter()
+                .map(|p| p.proposal.as_bytes().to_vec())
+                .collect();
+            (
+                MlsMessage::from_group_info(&tbe.group_info).into_bytes(),
+                pending,
+            )
         };
+        let (group_info, pending) = group_info;
         self.mls
-            .join_by_external_commit(room, client, &group_info)
+            .join_by_external_commit_with(room, client, &group_info, &pending)
             .await?;
         self.wake();
         Ok(())
@@ -750,8 +832,15 @@ impl MimiService {
             HandshakeBundleBody::Commit { welcome, .. } => {
                 let after = self.mls.room_state(room).await?;
                 let welcome = welcome.map(|w| MlsMessage::from_welcome(&w));
-                self.fan_out_commit(room, &before, &after, message.clone(), welcome, timestamp)
-                    .await?;
+                self.fan_out_commit(
+                    room,
+                    (&before, &after),
+                    message.clone(),
+                    welcome,
+                    timestamp,
+                    Joiners::JoinHere,
+                )
+                .await?;
             }
             HandshakeBundleBody::Proposal { more_proposals } => {
                 let state = self.mls.room_state(room).await?;
@@ -801,8 +890,15 @@ impl MimiService {
             .map(|w| MlsMessage::from_bytes(&w))
             .transpose()
             .map_err(|e| malformed("Welcome")(e.to_string()))?;
-        self.fan_out_commit(room, &before, &after, commit, welcome, now_ms() as u64)
-            .await
+        self.fan_out_commit(
+            room,
+            (&before, &after),
+            commit,
+            welcome,
+            now_ms() as u64,
+            Joiners::AlreadyJoined,
+        )
+        .await
     }
 
     /// Sends an accepted commit to every provider with clients before or after it, and its
@@ -810,11 +906,11 @@ impl MimiService {
     async fn fan_out_commit(
         &self,
         room: &RoomUri,
-        before: &RoomState,
-        after: &RoomState,
+        (before, after): (&RoomState, &RoomState),
         commit: MlsMessage,
         welcome: Option<MlsMessage>,
         timestamp: u64,
+        local: Joiners,
     ) -> Result<(), ServiceError> {
         let mut targets = followers(before, &self.domain);
         targets.extend(followers(after, &self.domain));
@@ -824,6 +920,13 @@ impl MimiService {
             .filter(|m| !before.members.iter().any(|b| b.client == m.client))
             .map(|m| m.client.provider().clone())
             .collect();
+        // A follower's commit that adds this provider's users: they join here.
+        if local == Joiners::JoinHere
+            && added.contains(&self.domain)
+            && let Some(w) = &welcome
+        {
+            self.mls.join_from_welcome(room, w.as_bytes()).await?;
+        }
         let commit_fanout = FanoutMessage {
             timestamp,
             message: commit,
@@ -1450,6 +1553,15 @@ impl MimiService {
             },
         })
     }
+}
+
+/// What to do with this provider's clients that a commit adds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Joiners {
+    /// A follower's commit: they join here from its Welcome.
+    JoinHere,
+    /// A local client's commit: confirming it registered them already.
+    AlreadyJoined,
 }
 
 /// Providers other than `own` with clients in the room.
