@@ -1312,17 +1312,10 @@ impl MimiService {
                     return Ok(Ok(()));
                 }
                 let request = self.update_request(&room, &committer, &item.body).await?;
-                let body = wire::encode(&request)
-                    .map_err(|e| malformed("UpdateRequest")(e.to_string()))?;
-                let answer = self
-                    .client()?
-                    .post(room.provider(), Endpoint::Update, room.as_str(), body)
-                    .await?;
-                if answer.status != 200 {
-                    return Ok(Err(answer.retry_after));
-                }
-                let response: UpdateRoomResponse = wire::decode_exact(&answer.body)
-                    .map_err(|e| malformed("UpdateRoomResponse")(e.to_string()))?;
+                let response = match self.send_update(&room, &request).await? {
+                    Ok(response) => response,
+                    Err(retry) => return Ok(Err(retry)),
+                };
                 match response.outcome {
                     UpdateOutcome::Success { .. } => {
                         if pending_commits::get(
@@ -1382,17 +1375,10 @@ impl MimiService {
                         },
                     },
                 };
-                let body = wire::encode(&request)
-                    .map_err(|e| malformed("UpdateRequest")(e.to_string()))?;
-                let answer = self
-                    .client()?
-                    .post(room.provider(), Endpoint::Update, room.as_str(), body)
-                    .await?;
-                if answer.status != 200 {
-                    return Ok(Err(answer.retry_after));
-                }
-                let response: UpdateRoomResponse = wire::decode_exact(&answer.body)
-                    .map_err(|e| malformed("UpdateRoomResponse")(e.to_string()))?;
+                let response = match self.send_update(&room, &request).await? {
+                    Ok(response) => response,
+                    Err(retry) => return Ok(Err(retry)),
+                };
                 if !matches!(response.outcome, UpdateOutcome::Success { .. }) {
                     tracing::warn!(%room, outcome = ?response.outcome, reason = %response.error_description, "the hub refused an external commit");
                 }
@@ -1481,17 +1467,10 @@ impl MimiService {
                     }
                     return Ok(Ok(()));
                 }
-                let body = wire::encode(&request)
-                    .map_err(|e| malformed("UpdateRequest")(e.to_string()))?;
-                let answer = self
-                    .client()?
-                    .post(room.provider(), Endpoint::Update, room.as_str(), body)
-                    .await?;
-                if answer.status != 200 {
-                    return Ok(Err(answer.retry_after));
-                }
-                let response: UpdateRoomResponse = wire::decode_exact(&answer.body)
-                    .map_err(|e| malformed("UpdateRoomResponse")(e.to_string()))?;
+                let response = match self.send_update(&room, &request).await? {
+                    Ok(response) => response,
+                    Err(retry) => return Ok(Err(retry)),
+                };
                 if !matches!(response.outcome, UpdateOutcome::Success { .. }) {
                     tracing::warn!(%room, outcome = ?response.outcome, reason = %response.error_description, "the hub refused proposals");
                 }
@@ -1499,6 +1478,25 @@ impl MimiService {
             }
             other => Err(malformed("outbox item")(format!("unknown kind `{other}`"))),
         }
+    }
+
+    /// Sends an `UpdateRequest` to the room's hub: its answer, or when to try again.
+    async fn send_update(
+        &self,
+        room: &RoomUri,
+        request: &UpdateRequest,
+    ) -> Result<Result<UpdateRoomResponse, Option<Duration>>, ServiceError> {
+        let body = wire::encode(request).map_err(|e| malformed("UpdateRequest")(e.to_string()))?;
+        let answer = self
+            .client()?
+            .post(room.provider(), Endpoint::Update, room.as_str(), body)
+            .await?;
+        if answer.status != 200 {
+            return Ok(Err(answer.retry_after));
+        }
+        Ok(Ok(wire::decode_exact(&answer.body).map_err(|e| {
+            malformed("UpdateRoomResponse")(e.to_string())
+        })?))
     }
 
     fn client(&self) -> Result<&MimiClient, ServiceError> {
