@@ -1,0 +1,7 @@
+//! The generic webhook connector of mimi-bridge: a provider with nothing but an HTTP server
+//! receives signed JSON events and calls a small signed JSON API.
+#![forbid(unsafe_code)]
+
+pub mod signature;
+
+pub use signature::{SignatureError, Verifier, WebhookSecret, sign_all};
