@@ -33,6 +33,9 @@ both_backends!(
     binary_data_survives_byte_for_byte,
     data_survives_reopening,
     the_outbox_keeps_items_until_delivered,
+    dead_letters_leave_the_queue_and_can_be_resent,
+    bridge_mappings_hold_both_ways,
+    webhook_ids_are_recorded_once,
 );
 
 async fn migrations_apply_and_are_idempotent(db: TestDb) {
@@ -333,5 +336,154 @@ async fn the_outbox_keeps_items_until_delivered(db: TestDb) {
     assert_eq!(
         outbox::pending(store.pool(), None).await.unwrap().len(),
         700
+    );
+}
+
+async fn dead_letters_leave_the_queue_and_can_be_resent(db: TestDb) {
+    let store = db.store().await;
+    for id in ["w1", "w2"] {
+        outbox::enqueue(
+            store.pool(),
+            &OutboxRecord {
+                id: id.into(),
+                room_id: Some(ROOM.into()),
+                destination: "legacy".into(),
+                kind: "webhook".into(),
+                sender: None,
+                body: id.as_bytes().to_vec(),
+                attempts: 0,
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let heads = outbox::heads(store.pool()).await.unwrap();
+    assert_eq!(heads.len(), 1);
+    assert_eq!(heads[0].item.id, "w1", "one queue, in order");
+    outbox::dead_letter(store.pool(), "w1").await.unwrap();
+    let heads = outbox::heads(store.pool()).await.unwrap();
+    assert_eq!(heads[0].item.id, "w2", "the queue moves on");
+    let dead = outbox::dead_letters(store.pool(), "legacy").await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].id, "w1");
+    assert!(outbox::resend(store.pool(), "w1").await.unwrap());
+    assert!(
+        !outbox::resend(store.pool(), "w1").await.unwrap(),
+        "not dead any more"
+    );
+    assert!(
+        outbox::dead_letters(store.pool(), "legacy")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        outbox::heads(store.pool()).await.unwrap()[0].item.id,
+        "w1",
+        "back at its place"
+    );
+}
+
+async fn bridge_mappings_hold_both_ways(db: TestDb) {
+    use mimi_bridge::store::{message_map, portals, puppets};
+    let store = db.store().await;
+    assert!(
+        portals::link(store.pool(), "legacy-room-1", ROOM)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !portals::link(store.pool(), "legacy-room-1", "mimi://a.example/r/other")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        portals::room_of(store.pool(), "legacy-room-1")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(ROOM)
+    );
+    assert_eq!(
+        portals::legacy_of(store.pool(), ROOM)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("legacy-room-1")
+    );
+    let alice = puppets::Puppet {
+        legacy_user_id: "alice".into(),
+        user_uri: "mimi://a.example/u/alice".into(),
+        client_uri: Some("mimi://a.example/d/alice/bridge".into()),
+        is_ghost: false,
+    };
+    assert!(puppets::insert(store.pool(), &alice).await.unwrap());
+    assert!(!puppets::insert(store.pool(), &alice).await.unwrap());
+    assert_eq!(
+        puppets::by_legacy(store.pool(), "alice").await.unwrap(),
+        Some(alice.clone())
+    );
+    assert_eq!(
+        puppets::by_user(store.pool(), "mimi://a.example/u/alice")
+            .await
+            .unwrap(),
+        Some(alice)
+    );
+    assert!(
+        message_map::insert(store.pool(), ROOM, "m1", "01ab")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !message_map::insert(store.pool(), ROOM, "m1", "01cd")
+            .await
+            .unwrap(),
+        "a retry maps nothing new"
+    );
+    assert_eq!(
+        message_map::mimi_of(store.pool(), ROOM, "m1")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("01ab")
+    );
+    assert_eq!(
+        message_map::legacy_of(store.pool(), ROOM, "01ab")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("m1")
+    );
+    assert_eq!(
+        message_map::legacy_of(store.pool(), ROOM, "01cd")
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+async fn webhook_ids_are_recorded_once(db: TestDb) {
+    use mimi_bridge::store::webhook_seen;
+    let store = db.store().await;
+    assert_eq!(
+        webhook_seen::get(store.pool(), "msg_1").await.unwrap(),
+        None
+    );
+    assert!(
+        webhook_seen::record(store.pool(), "msg_1", "{\"ok\":true}")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !webhook_seen::record(store.pool(), "msg_1", "{}")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        webhook_seen::get(store.pool(), "msg_1")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("{\"ok\":true}")
     );
 }

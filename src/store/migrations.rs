@@ -32,6 +32,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "consent and abuse reports",
         include_str!("../../migrations/sqlite/0004_consent.sql"),
     ),
+    (
+        5,
+        "bridge mappings",
+        include_str!("../../migrations/sqlite/0005_bridge.sql"),
+    ),
 ];
 
 /// (version, description, SQL) for Postgres.
@@ -55,6 +60,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         4,
         "consent and abuse reports",
         include_str!("../../migrations/postgres/0004_consent.sql"),
+    ),
+    (
+        5,
+        "bridge mappings",
+        include_str!("../../migrations/postgres/0005_bridge.sql"),
     ),
 ];
 

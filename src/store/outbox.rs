@@ -86,7 +86,7 @@ pub async fn pending<'e>(
     room_id: Option<&str>,
 ) -> Result<Vec<OutboxRecord>, StoreError> {
     const COLUMNS: &str = "SELECT id, room_id, destination, kind, sender, body, attempts FROM outbox \
-                           WHERE delivered_at_ms IS NULL";
+                           WHERE delivered_at_ms IS NULL AND dead_lettered_at_ms IS NULL";
     let rows = match room_id {
         Some(room) => {
             sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -142,8 +142,8 @@ pub struct DueItem {
 pub async fn heads<'e>(db: impl AnyExecutor<'e>) -> Result<Vec<DueItem>, StoreError> {
     let rows = sqlx::query(
         "SELECT o.seq, o.id, o.room_id, o.destination, o.kind, o.sender, o.body, o.attempts, o.next_attempt_at_ms \
-         FROM outbox o WHERE o.delivered_at_ms IS NULL AND o.seq = ( \
-           SELECT MIN(p.seq) FROM outbox p WHERE p.delivered_at_ms IS NULL \
+         FROM outbox o WHERE o.delivered_at_ms IS NULL AND o.dead_lettered_at_ms IS NULL AND o.seq = ( \
+           SELECT MIN(p.seq) FROM outbox p WHERE p.delivered_at_ms IS NULL AND p.dead_lettered_at_ms IS NULL \
            AND p.destination = o.destination \
            AND COALESCE(p.room_id, '') = COALESCE(o.room_id, '')) \
          ORDER BY o.seq",
@@ -182,4 +182,57 @@ pub async fn reschedule<'e>(
         .execute(db)
         .await?;
     Ok(())
+}
+
+/// Gives up on an item after its last retry; it stays, to be inspected and re-sent.
+pub async fn dead_letter<'e>(db: impl AnyExecutor<'e>, id: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE outbox SET dead_lettered_at_ms = $1 WHERE id = $2 AND delivered_at_ms IS NULL",
+    )
+    .bind(now_ms())
+    .bind(id)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Dead-lettered items of one destination, oldest first.
+pub async fn dead_letters<'e>(
+    db: impl AnyExecutor<'e>,
+    destination: &str,
+) -> Result<Vec<OutboxRecord>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, room_id, destination, kind, sender, body, attempts FROM outbox \
+         WHERE destination = $1 AND delivered_at_ms IS NULL AND dead_lettered_at_ms IS NOT NULL ORDER BY seq",
+    )
+    .bind(destination)
+    .fetch_all(db)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            Ok(OutboxRecord {
+                id: row.try_get("id")?,
+                room_id: row.try_get("room_id")?,
+                destination: row.try_get("destination")?,
+                kind: row.try_get("kind")?,
+                sender: row.try_get("sender")?,
+                body: row.try_get("body")?,
+                attempts: row.try_get("attempts")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(StoreError::from)
+}
+
+/// Puts a dead-lettered item back in its queue, with the same id, to be tried again now.
+pub async fn resend<'e>(db: impl AnyExecutor<'e>, id: &str) -> Result<bool, StoreError> {
+    let result = sqlx::query(
+        "UPDATE outbox SET dead_lettered_at_ms = NULL, attempts = 0, next_attempt_at_ms = $1 \
+         WHERE id = $2 AND dead_lettered_at_ms IS NOT NULL AND delivered_at_ms IS NULL",
+    )
+    .bind(now_ms())
+    .bind(id)
+    .execute(db)
+    .await?;
+    Ok(result.rows_affected() == 1)
 }

@@ -1,0 +1,38 @@
+-- The bridge core's mappings between the legacy network and MIMI.
+
+-- A legacy room and the MIMI room it is bridged to.
+CREATE TABLE portals (
+    legacy_room_id TEXT   NOT NULL PRIMARY KEY,
+    room_id        TEXT   NOT NULL UNIQUE,
+    created_at_ms  BIGINT NOT NULL
+);
+
+-- A legacy user and the MIMI user (and proxy client) the bridge acts as for them; remote MIMI
+-- users appear on the legacy side under a legacy id too (a ghost), with is_ghost = 1.
+CREATE TABLE puppets (
+    legacy_user_id TEXT   NOT NULL PRIMARY KEY,
+    user_uri       TEXT   NOT NULL UNIQUE,
+    client_uri     TEXT,
+    is_ghost       BIGINT NOT NULL DEFAULT 0,
+    created_at_ms  BIGINT NOT NULL
+);
+
+-- Legacy message ids and MIMI message ids, both ways, for replies, edits, deletes, reactions.
+CREATE TABLE message_map (
+    room_id           TEXT   NOT NULL,
+    legacy_message_id TEXT   NOT NULL,
+    mimi_message_id   TEXT   NOT NULL,
+    created_at_ms     BIGINT NOT NULL,
+    PRIMARY KEY (room_id, legacy_message_id),
+    UNIQUE (room_id, mimi_message_id)
+);
+
+-- Inbound webhook ids already accepted: a replay is refused, a retry is answered the same.
+CREATE TABLE webhook_seen (
+    webhook_id     TEXT   NOT NULL PRIMARY KEY,
+    response       TEXT   NOT NULL,
+    received_at_ms BIGINT NOT NULL
+);
+
+-- Outgoing calls given up on after their last retry, kept to be inspected and re-sent.
+ALTER TABLE outbox ADD COLUMN dead_lettered_at_ms BIGINT;
