@@ -36,6 +36,7 @@ both_backends!(
     dead_letters_leave_the_queue_and_can_be_resent,
     bridge_mappings_hold_both_ways,
     webhook_ids_are_recorded_once,
+    consent_grants_are_not_undone_by_requests,
 );
 
 async fn migrations_apply_and_are_idempotent(db: TestDb) {
@@ -485,5 +486,56 @@ async fn webhook_ids_are_recorded_once(db: TestDb) {
             .unwrap()
             .as_deref(),
         Some("{\"ok\":true}")
+    );
+}
+
+async fn consent_grants_are_not_undone_by_requests(db: TestDb) {
+    use mimi_bridge::store::consents::{self, ConsentState};
+    let store = db.store().await;
+    let (a, b) = ("mimi://a.example/u/alice", "mimi://b.example/u/bob");
+    assert_eq!(
+        consents::effective(store.pool(), a, b, ROOM).await.unwrap(),
+        None
+    );
+    consents::request(store.pool(), a, b, Some(ROOM))
+        .await
+        .unwrap();
+    assert_eq!(
+        consents::effective(store.pool(), a, b, ROOM).await.unwrap(),
+        Some(ConsentState::Requested)
+    );
+    consents::set(store.pool(), a, b, Some(ROOM), ConsentState::Granted)
+        .await
+        .unwrap();
+    consents::request(store.pool(), a, b, Some(ROOM))
+        .await
+        .unwrap();
+    assert_eq!(
+        consents::effective(store.pool(), a, b, ROOM).await.unwrap(),
+        Some(ConsentState::Granted)
+    );
+    // a grant for every room is not hidden by a pending request for one room
+    let other = "mimi://a.example/r/other";
+    consents::set(store.pool(), a, b, None, ConsentState::Granted)
+        .await
+        .unwrap();
+    consents::request(store.pool(), a, b, Some(other))
+        .await
+        .unwrap();
+    assert_eq!(
+        consents::effective(store.pool(), a, b, other)
+            .await
+            .unwrap(),
+        Some(ConsentState::Granted)
+    );
+    // but the room's own revocation wins
+    consents::set(store.pool(), a, b, Some(other), ConsentState::Revoked)
+        .await
+        .unwrap();
+    assert_eq!(
+        consents::effective(store.pool(), a, b, other)
+            .await
+            .unwrap(),
+        Some(ConsentState::Revoked)
     );
 }

@@ -660,15 +660,15 @@ impl MimiService {
                 ));
             }
         };
-        // A request that arrives after the target already granted changes nothing.
-        let current = consents::effective(
-            self.store.pool(),
-            requester.as_str(),
-            target.as_str(),
-            room.as_deref().unwrap_or(""),
-        )
-        .await?;
-        if state == ConsentState::Requested && current == Some(ConsentState::Granted) {
+        // A request that arrives after (or races with) the target's grant changes nothing.
+        if state == ConsentState::Requested {
+            consents::request(
+                self.store.pool(),
+                requester.as_str(),
+                target.as_str(),
+                room.as_deref(),
+            )
+            .await?;
             return Ok(());
         }
         consents::set(

@@ -72,15 +72,43 @@ pub async fn effective<'e>(
     .bind(room)
     .fetch_all(db)
     .await?;
-    let mut any_room = None;
+    let (mut this_room, mut any_room) = (None, None);
     for row in rows {
         let room_id: String = row.try_get("room_id")?;
         let state = ConsentState::parse(&row.try_get::<String, _>("state")?);
         if room_id.is_empty() {
             any_room = state;
         } else {
-            return Ok(state);
+            this_room = state;
         }
     }
-    Ok(any_room)
+    // The room's own answer wins, but a pending request for the room does not hide an answer
+    // already given for every room.
+    Ok(match (this_room, any_room) {
+        (Some(ConsentState::Requested), Some(any)) => Some(any),
+        (Some(room), _) => Some(room),
+        (None, any) => any,
+    })
+}
+
+/// Records a request unless the consent was granted already — atomically, so that a request
+/// racing with the grant cannot overwrite it.
+pub async fn request<'e>(
+    db: impl AnyExecutor<'e>,
+    requester: &str,
+    target: &str,
+    room: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO consents (requester_uri, target_uri, room_id, state, updated_at_ms) VALUES ($1, $2, $3, 'requested', $4) \
+         ON CONFLICT (requester_uri, target_uri, room_id) DO UPDATE SET state = excluded.state, updated_at_ms = excluded.updated_at_ms \
+         WHERE consents.state <> 'granted'",
+    )
+    .bind(requester)
+    .bind(target)
+    .bind(room.unwrap_or(""))
+    .bind(now_ms())
+    .execute(db)
+    .await?;
+    Ok(())
 }
