@@ -363,7 +363,7 @@ impl ProxyMls {
             let bytes = mls_blobs::get(&mut *tx, &hash).await?.ok_or_else(|| {
                 MlsError::Corrupt(format!("the Welcome of {client} in {room} is missing"))
             })?;
-            let group = join_welcome(&ws, &bytes)?;
+            let group = cpu_bound(|| join_welcome(&ws, &bytes))?;
             let epoch = group.epoch().as_u64() as i64;
             (group, epoch, 0, Some(hash))
         } else {
@@ -411,9 +411,7 @@ impl ProxyMls {
                     MlsError::Corrupt(format!("room log of {room}: a message is missing"))
                 })?;
             let message = protocol_message(&bytes)?;
-            let processed = m
-                .group
-                .process_message(m.ws.provider(), message)
+            let processed = cpu_bound(|| m.group.process_message(m.ws.provider(), message))
                 .during("catch-up")?;
             match processed.into_content() {
                 ProcessedMessageContent::ProposalMessage(q) => {
@@ -974,16 +972,18 @@ impl ProxyMls {
             let changes = updater.changes();
             stage.with_app_data_dictionary_updates(changes);
         }
-        let bundle = stage
-            .build(
-                m.ws.provider().rand(),
-                m.ws.provider().crypto(),
-                &m.identity.signer,
-                |_| true,
-            )
-            .during("build commit")?
-            .stage_commit(m.ws.provider())
-            .during("stage commit")?;
+        let bundle = cpu_bound(|| {
+            stage
+                .build(
+                    m.ws.provider().rand(),
+                    m.ws.provider().crypto(),
+                    &m.identity.signer,
+                    |_| true,
+                )
+                .during("build commit")?
+                .stage_commit(m.ws.provider())
+                .during("stage commit")
+        })?;
         let staged = m
             .group
             .pending_commit()
@@ -1281,7 +1281,7 @@ impl ProxyMls {
                 let first = &joiners[0];
                 let identity = clients::load(&mut tx, &self.key, first).await?;
                 let ws = WorkingSet::load(&mut tx, first.as_str(), &self.key).await?;
-                let group = join_welcome(&ws, welcome)?;
+                let group = cpu_bound(|| join_welcome(&ws, welcome))?;
                 let state = room_sync::room_state(&group, room, &self.cp)?;
                 if !state.participants.contains(&identity.user) {
                     return Err(MlsError::Rejected {
@@ -1561,12 +1561,12 @@ impl ProxyMls {
             .open_member(&mut tx, room, &rg.group_id, &reader)
             .await?;
         let state = room_sync::room_state(&m.group, room, &self.cp)?;
-        let processed = m
-            .group
-            .process_message(m.ws.provider(), protocol)
-            .map_err(|e| MlsError::Malformed {
-                what: "MLS message",
-                reason: format!("{e:?}"),
+        let processed =
+            cpu_bound(|| m.group.process_message(m.ws.provider(), protocol)).map_err(|e| {
+                MlsError::Malformed {
+                    what: "MLS message",
+                    reason: format!("{e:?}"),
+                }
             })?;
         let sender = processed.sender().clone();
         let credential = processed.credential().clone();
@@ -1854,6 +1854,15 @@ struct StagePlan {
     remove_user: Option<(UserUri, bool)>,
     role_change: Option<(UserUri, u32)>,
     self_update: bool,
+}
+
+/// Runs CPU-heavy MLS work (a commit over a thousand members takes a quarter of a second)
+/// without stalling the other tasks of a multi-threaded runtime; inline elsewhere.
+fn cpu_bound<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
 }
 
 /// Whether a commit removes members (so local membership records may have to go).
