@@ -166,12 +166,34 @@ async fn a_valid_follower_commit_is_accepted_and_stamped(db: TestDb) {
         true,
     );
     let answer = service
-        .hub_update(&room(), &b(), update(commit))
+        .hub_update(&room(), &b(), update(commit.clone()))
         .await
         .unwrap();
     assert!(
         matches!(answer.outcome, UpdateOutcome::Success { accepted_timestamp } if accepted_timestamp > 0),
         "{answer:?}"
+    );
+    let queued_once =
+        mimi_bridge::store::outbox::pending(mls.store().pool(), Some(room().as_str()))
+            .await
+            .unwrap()
+            .len();
+    // the follower retries (its answer was lost): the same answer, nothing applied or queued twice
+    let again = service
+        .hub_update(&room(), &b(), update(commit))
+        .await
+        .unwrap();
+    assert!(
+        matches!(again.outcome, UpdateOutcome::Success { .. }),
+        "{again:?}"
+    );
+    assert_eq!(epoch(&mls).await, 2);
+    assert_eq!(
+        mimi_bridge::store::outbox::pending(mls.store().pool(), Some(room().as_str()))
+            .await
+            .unwrap()
+            .len(),
+        queued_once
     );
     let state = mls.room_state(&room()).await.unwrap();
     assert_eq!(state.epoch, 2);
@@ -446,4 +468,142 @@ mod group_info {
         assert_eq!(response.status, GroupInfoStatus::NotAuthorized);
         assert_eq!(mls.room_state(&room()).await.unwrap().epoch, 1);
     }
+}
+
+mod key_material {
+    use super::*;
+    use mimi_bridge::mls::group_config::{CIPHERSUITE, required_capabilities};
+    use mimi_bridge::protocol::wire::{self as pw, KeyMaterialRequestTbs, KeyMaterialUserCode};
+
+    fn request(member: &BareMember, requesting_user: &str, tamper: bool) -> pw::KeyMaterialRequest {
+        let tbs = KeyMaterialRequestTbs {
+            protocol: Protocol::Mls10,
+            requesting_user: IdentifierUri::new(requesting_user),
+            target_user: IdentifierUri::new("mimi://a.example/u/alice"),
+            room_id: IdentifierUri::new(room().as_str()),
+            acceptable_ciphersuites: vec![CIPHERSUITE.into()],
+            required_capabilities: required_capabilities(),
+            requester_signature_key: member.credential.signature_key.clone(),
+            requester_credential: member.credential.credential.clone(),
+        };
+        let content = tls_codec::Serialize::tls_serialize_detached(&tbs).unwrap();
+        let mut signature = pw::common::sign_with_label(
+            &member.signer,
+            pw::key_material::KEY_MATERIAL_REQUEST_LABEL,
+            &content,
+        )
+        .unwrap();
+        if tamper {
+            signature[0] ^= 1;
+        }
+        tbs.with_signature(signature)
+    }
+
+    #[tokio::test]
+    async fn only_the_requesters_provider_with_a_valid_signature_and_consent_gets_key_packages() {
+        let db = TestDb::sqlite();
+        let (service, _mls, mallory) = hub_with_remote_member(&db).await;
+        let alice: mimi_bridge::uri::UserUri = "mimi://a.example/u/alice".parse().unwrap();
+        // no consent yet: refused with the protocol's code
+        let answer = service
+            .key_material(
+                &b(),
+                &alice,
+                &request(&mallory, "mimi://b.example/u/mallory", false),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            answer.user_status,
+            KeyMaterialUserCode::NoConsentForThisRoom
+        );
+        assert!(answer.clients.is_empty());
+        // another provider cannot ask on mallory's behalf
+        let c = ProviderId::new("c.example").unwrap();
+        let err = service
+            .key_material(
+                &c,
+                &alice,
+                &request(&mallory, "mimi://b.example/u/mallory", false),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ServiceError::Forbidden(_)), "{err}");
+        // a forged signature, and a peer claiming to be one of our own users, are refused
+        let err = service
+            .key_material(
+                &b(),
+                &alice,
+                &request(&mallory, "mimi://b.example/u/mallory", true),
+            )
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("signature"), "{err}");
+        let err = service
+            .key_material(
+                &b(),
+                &alice,
+                &request(&mallory, "mimi://a.example/u/carol", false),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ServiceError::Forbidden(_)), "{err}");
+        // with alice's consent, mallory's provider gets one key package of each of her clients
+        mimi_bridge::store::consents::set(
+            _mls.store().pool(),
+            "mimi://b.example/u/mallory",
+            alice.as_str(),
+            None,
+            mimi_bridge::store::consents::ConsentState::Granted,
+        )
+        .await
+        .unwrap();
+        let answer = service
+            .key_material(
+                &b(),
+                &alice,
+                &request(&mallory, "mimi://b.example/u/mallory", false),
+            )
+            .await
+            .unwrap();
+        assert_eq!(answer.user_status, KeyMaterialUserCode::Success);
+        assert_eq!(answer.clients.len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn a_local_commit_that_loses_its_epoch_to_a_follower_is_discarded() {
+    let db = TestDb::sqlite();
+    let (service, mls, mut mallory) = hub_with_remote_member(&db).await;
+    let alice: ClientUri = "mimi://a.example/d/alice/bridge".parse().unwrap();
+    // alice's commit is staged for epoch 1 but not yet handed to the hub ...
+    mls.self_update(&room(), &alice).await.unwrap();
+    // ... when mallory's commit for epoch 1 is accepted
+    let commit = mallory.commit(vec![], vec![], None, true);
+    let answer = service
+        .hub_update(&room(), &b(), update(commit))
+        .await
+        .unwrap();
+    assert!(
+        matches!(answer.outcome, UpdateOutcome::Success { .. }),
+        "{answer:?}"
+    );
+    assert_eq!(epoch(&mls).await, 2);
+    // delivering alice's commit now discards it instead of wedging the room's queue
+    service.deliver_due().await.unwrap();
+    assert!(
+        mimi_bridge::store::pending_commits::get(
+            mls.store().pool(),
+            room().as_str(),
+            alice.as_str()
+        )
+        .await
+        .unwrap()
+        .is_none()
+    );
+    assert_eq!(epoch(&mls).await, 2);
+    // alice commits again, at the new epoch
+    mls.self_update(&room(), &alice).await.unwrap();
+    service.deliver_due().await.unwrap();
+    assert_eq!(epoch(&mls).await, 3);
 }

@@ -36,3 +36,13 @@ CREATE TABLE webhook_seen (
 
 -- Outgoing calls given up on after their last retry, kept to be inspected and re-sent.
 ALTER TABLE outbox ADD COLUMN dead_lettered_at_ms BIGINT;
+
+-- Handshakes the hub accepted, written with the state change they caused: a retried /update
+-- of one of them gets the same answer instead of wrongEpoch.
+CREATE TABLE hub_accepted (
+    room_id        TEXT   NOT NULL,
+    message_hash   BLOB   NOT NULL,
+    epoch          BIGINT NOT NULL,
+    accepted_at_ms BIGINT NOT NULL,
+    PRIMARY KEY (room_id, message_hash)
+);

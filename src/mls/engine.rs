@@ -1254,15 +1254,19 @@ impl ProxyMls {
             }
         }
         if joiners.is_empty() {
-            return Err(MlsError::Malformed {
-                what: "Welcome",
-                reason: format!("it welcomes none of this provider's clients into {room}"),
-            });
+            return Err(MlsError::WelcomeNotForUs(room.to_string()));
         }
         let welcome_hash = mls_blobs::put(&mut tx, welcome).await?;
         match room_groups::get(&mut *tx, room.as_str()).await? {
             Some(rg) => {
                 for joiner in &joiners {
+                    // A replayed Welcome leaves members that joined already as they are.
+                    if room_proxy_members::get(&mut *tx, room.as_str(), joiner.as_str())
+                        .await?
+                        .is_some()
+                    {
+                        continue;
+                    }
                     room_proxy_members::upsert(
                         &mut *tx,
                         room.as_str(),
@@ -1682,10 +1686,18 @@ impl ProxyMls {
                     .store_pending_proposal(m.ws.provider().storage(), q)
                     .during("store proposal")?;
             }
-            let hash = mls_blobs::put(&mut tx, message).await?;
-            let seq =
-                room_log::append(&mut tx, room.as_str(), m.epoch, LogKind::Proposal, &hash).await?;
-            m.next_seq = seq + 1;
+            // A retried or replayed proposal is logged (and so fanned out) once.
+            let hash = mls_blobs::hash(message);
+            if room.provider() == &self.provider {
+                crate::store::hub_accepted::record(&mut *tx, room.as_str(), &hash, m.epoch).await?;
+            }
+            if !room_log::contains(&mut *tx, room.as_str(), m.epoch, &hash).await? {
+                mls_blobs::put(&mut tx, message).await?;
+                let seq =
+                    room_log::append(&mut tx, room.as_str(), m.epoch, LogKind::Proposal, &hash)
+                        .await?;
+                m.next_seq = seq + 1;
+            }
         }
         self.fault("after-mls-step")?;
         self.save_member(&mut tx, room, &mut m).await?;
@@ -1721,6 +1733,9 @@ impl ProxyMls {
         let new_state = room_sync::room_state(&m.group, room, &self.cp)?;
         let hash = mls_blobs::put(&mut *tx, message).await?;
         room_log::append(&mut *tx, room.as_str(), m.epoch, LogKind::Commit, &hash).await?;
+        if room.provider() == &self.provider {
+            crate::store::hub_accepted::record(&mut *tx, room.as_str(), &hash, m.epoch).await?;
+        }
         room_groups::set_epoch(&mut *tx, room.as_str(), rg.epoch, m.epoch + 1).await?;
         m.epoch += 1;
         m.next_seq = 0;

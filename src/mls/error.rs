@@ -36,6 +36,8 @@ pub enum MlsError {
         operation: &'static str,
         reason: String,
     },
+    #[error("the Welcome into {0} welcomes none of this provider's clients")]
+    WelcomeNotForUs(String),
     #[error("injected failure at {0}")]
     Injected(&'static str),
 }

@@ -63,7 +63,7 @@ fn room_param(raw: &str) -> Result<RoomUri, ApiError> {
 /// `POST /keyMaterial/{targetUser}`
 pub async fn key_material(
     State(state): State<ProtocolState>,
-    AuthenticatedPeer(_peer): AuthenticatedPeer,
+    AuthenticatedPeer(peer): AuthenticatedPeer,
     Path(target): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -75,7 +75,7 @@ pub async fn key_material(
         )
     })?;
     let request: KeyMaterialRequest = decode(&body)?;
-    let response = state.service.key_material(&target, &request).await?;
+    let response = state.service.key_material(&peer, &target, &request).await?;
     encoded(StatusCode::OK, &response)
 }
 

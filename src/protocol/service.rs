@@ -111,9 +111,11 @@ impl MimiService {
     /// its proxy clients.
     pub async fn key_material(
         &self,
+        peer: &ProviderId,
         target: &UserUri,
         request: &KeyMaterialRequest,
     ) -> Result<KeyMaterialResponse, ServiceError> {
+        self.check_key_material_request(peer, request)?;
         let mut response = KeyMaterialResponse {
             protocol: Protocol::Mls10,
             user_status: KeyMaterialUserCode::UserUnknown,
@@ -141,10 +143,7 @@ impl MimiService {
         }
         // A user of another provider is added only with the target user's consent.
         let requester = request.requesting_user.as_str().unwrap_or_default();
-        let requester_is_local = requester
-            .parse::<UserUri>()
-            .is_ok_and(|u| u.provider() == &self.domain);
-        if !requester_is_local {
+        {
             let room = request.room_id.as_str().unwrap_or_default();
             let consent =
                 consents::effective(self.store.pool(), requester, target.as_str(), room).await?;
@@ -185,6 +184,58 @@ impl MimiService {
             _ => KeyMaterialUserCode::PartialSuccess,
         };
         Ok(response)
+    }
+
+    /// Who may ask for key material: the requester's own provider, or the hub of the room it
+    /// names (relaying a follower's request). The request must be signed by the requester's
+    /// client, whose credential names the requesting user.
+    fn check_key_material_request(
+        &self,
+        peer: &ProviderId,
+        request: &KeyMaterialRequest,
+    ) -> Result<(), ServiceError> {
+        use crate::mls::group_config::CIPHERSUITE;
+        let forbidden = |why: String| Err(ServiceError::Forbidden(why));
+        let requester: UserUri = match request.requesting_user.as_str().map(str::parse) {
+            Some(Ok(u)) => u,
+            _ => return forbidden("requestingUser is not a user URI".into()),
+        };
+        let room_hub = request
+            .room_id
+            .as_str()
+            .and_then(|r| r.parse::<RoomUri>().ok())
+            .map(|r| r.provider().clone());
+        if requester.provider() != peer && room_hub.as_ref() != Some(peer) {
+            return forbidden(format!(
+                "{} may not ask for key material on behalf of {requester}",
+                peer.domain()
+            ));
+        }
+        if requester.provider() == &self.domain {
+            return forbidden(format!(
+                "{requester} is a user of this provider; its requests do not come from peers"
+            ));
+        }
+        let client = crate::mls::clients::client_of(&request.requester_credential)?;
+        if client.user_hint().as_ref() != Some(&requester) {
+            return forbidden(format!(
+                "the requester credential {client} is not a client of {requester}"
+            ));
+        }
+        let tbs = request
+            .tbs_bytes()
+            .map_err(|e| malformed("KeyMaterialRequest")(e.to_string()))?;
+        wire::common::verify_with_label(
+            &openmls_rust_crypto::RustCrypto::default(),
+            CIPHERSUITE.signature_algorithm(),
+            request.requester_signature_key.as_slice(),
+            wire::key_material::KEY_MATERIAL_REQUEST_LABEL,
+            &tbs,
+            request.key_material_request_signature.as_slice(),
+        )
+        .map_err(|_| {
+            ServiceError::Forbidden("the KeyMaterialRequest signature does not verify".into())
+        })
     }
 
     /// A follower asks the hub for key material of another provider's user: the hub relays
@@ -787,6 +838,52 @@ impl MimiService {
         let current = self.epoch(room).await?;
         let bundle = request.bundle;
         let message = &bundle.proposal_or_commit;
+        // A retry of a handshake this hub accepted already (its answer was lost): the same
+        // answer again, and the fan-out queued again in case it was lost too (the outbox
+        // ignores what it holds already).
+        if crate::store::hub_accepted::accepted_at(
+            self.store.pool(),
+            room.as_str(),
+            &mls_blobs::hash(message.as_bytes()),
+        )
+        .await?
+        .is_some()
+        {
+            let state = self.mls.room_state(room).await?;
+            let timestamp = now_ms() as u64;
+            let mut batch = vec![FanoutMessage {
+                timestamp,
+                message: message.clone(),
+                body: match &bundle.body {
+                    HandshakeBundleBody::Commit { .. } => FanoutBody::Commit {
+                        external_proposals: Vec::new(),
+                    },
+                    HandshakeBundleBody::Proposal { more_proposals } => FanoutBody::Proposal {
+                        more_proposals: more_proposals.clone(),
+                    },
+                },
+            }];
+            if let HandshakeBundleBody::Commit {
+                welcome: Some(w), ..
+            } = &bundle.body
+            {
+                batch.push(FanoutMessage {
+                    timestamp,
+                    message: MlsMessage::from_welcome(w),
+                    body: FanoutBody::Welcome {
+                        ratchet_tree_option: RatchetTreeOption::DistributionService,
+                    },
+                });
+            }
+            self.queue_notify(room, followers(&state, &self.domain), &batch)
+                .await?;
+            return Ok(UpdateRoomResponse {
+                error_description: String::new(),
+                outcome: UpdateOutcome::Success {
+                    accepted_timestamp: timestamp,
+                },
+            });
+        }
         if message.epoch() != Some(current) {
             return Ok(UpdateRoomResponse {
                 error_description: format!(
@@ -870,6 +967,16 @@ impl MimiService {
     ) -> Result<(), ServiceError> {
         let pending =
             pending_commits::get(self.store.pool(), room.as_str(), committer.as_str()).await?;
+        // Another commit of the same epoch was accepted first (a follower's, through /update):
+        // this one is refused, as a remote hub would answer wrongEpoch.
+        if let Some(p) = &pending {
+            let current = self.epoch(room).await? as i64;
+            if p.epoch != current {
+                tracing::warn!(%room, %committer, epoch = p.epoch, current, "a local commit lost its epoch; discarded");
+                self.mls.discard_commit(room, committer).await?;
+                return Ok(());
+            }
+        }
         let welcome = match pending.as_ref().and_then(|p| p.welcome_hash.clone()) {
             Some(hash) => {
                 let mut conn = self
@@ -1055,9 +1162,15 @@ impl MimiService {
         }
         let body = wire::join_notify_body(messages)
             .map_err(|e| malformed("FanoutMessage")(e.to_string()))?;
-        let hash = hex::encode(mls_blobs::hash(&body));
+        // The id names the messages, not their timestamps: queueing the same fan-out again
+        // (a retried /update) adds nothing.
+        let mut content = Vec::new();
+        for m in messages {
+            content.extend_from_slice(&mls_blobs::hash(m.message.as_bytes()));
+        }
+        let hash = hex::encode(mls_blobs::hash(&content));
         for target in targets {
-            outbox::enqueue(
+            outbox::enqueue_once(
                 self.store.pool(),
                 &outbox::OutboxRecord {
                     id: format!("notify:{}:{hash}", target.domain()),
@@ -1130,9 +1243,11 @@ impl MimiService {
             None => None,
         };
         match fanout.body {
-            FanoutBody::Welcome { .. } => {
-                self.mls.join_from_welcome(room, bytes).await?;
-            }
+            FanoutBody::Welcome { .. } => match self.mls.join_from_welcome(room, bytes).await {
+                // A hub re-sending a fan-out may send a Welcome to every follower.
+                Ok(_) | Err(MlsError::WelcomeNotForUs(_)) => {}
+                Err(e) => return Err(e.into()),
+            },
             FanoutBody::Commit { .. } => {
                 let own = pending_commits::by_commit(
                     self.store.pool(),

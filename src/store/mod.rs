@@ -5,6 +5,7 @@
 pub mod abuse_reports;
 pub mod consents;
 mod error;
+pub mod hub_accepted;
 pub mod inbound_messages;
 pub mod key_packages;
 pub mod message_map;

@@ -236,3 +236,25 @@ pub async fn resend<'e>(db: impl AnyExecutor<'e>, id: &str) -> Result<bool, Stor
     .await?;
     Ok(result.rows_affected() == 1)
 }
+
+/// Enqueues an item unless one with the same id was queued before; returns whether it was new.
+pub async fn enqueue_once<'e>(
+    db: impl AnyExecutor<'e>,
+    item: &OutboxRecord,
+) -> Result<bool, StoreError> {
+    let now = now_ms();
+    let result = sqlx::query(
+        "INSERT INTO outbox (id, room_id, destination, kind, sender, body, created_at_ms, next_attempt_at_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(&item.id)
+    .bind(&item.room_id)
+    .bind(&item.destination)
+    .bind(&item.kind)
+    .bind(&item.sender)
+    .bind(&item.body)
+    .bind(now)
+    .execute(db)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}

@@ -110,3 +110,21 @@ pub async fn prune_before(
     }
     Ok(hashes)
 }
+
+/// Whether a message is in the log of an epoch already (a retried or replayed handshake).
+pub async fn contains<'e>(
+    db: impl AnyExecutor<'e>,
+    room_id: &str,
+    epoch: i64,
+    message_hash: &[u8],
+) -> Result<bool, StoreError> {
+    Ok(sqlx::query(
+        "SELECT 1 FROM room_log WHERE room_id = $1 AND epoch = $2 AND message_hash = $3",
+    )
+    .bind(room_id)
+    .bind(epoch)
+    .bind(message_hash)
+    .fetch_optional(db)
+    .await?
+    .is_some())
+}
