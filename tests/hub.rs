@@ -248,6 +248,21 @@ async fn a_message_sent_as_another_providers_user_is_not_allowed(db: TestDb) {
         .await
         .unwrap();
     assert!(matches!(ok.status, SubmitStatus::Accepted { .. }), "{ok:?}");
+    // a retry of the same message (its answer was lost) is accepted again and delivered once
+    let retry = service
+        .hub_submit(&room(), &b(), request.clone())
+        .await
+        .unwrap();
+    assert!(
+        matches!(retry.status, SubmitStatus::Accepted { .. }),
+        "{retry:?}"
+    );
+    let delivered =
+        mimi_bridge::store::inbound_messages::list(_mls.store().pool(), room().as_str(), 0)
+            .await
+            .unwrap();
+    assert_eq!(delivered.len(), 1, "delivered once");
+    assert_eq!(delivered[0].payload, b"hi");
     // ... refused when another provider claims to speak for mallory
     let c = ProviderId::new("c.example").unwrap();
     let answer = service.hub_submit(&room(), &c, request).await.unwrap();

@@ -46,3 +46,8 @@ CREATE TABLE hub_accepted (
     accepted_at_ms BIGINT NOT NULL,
     PRIMARY KEY (room_id, message_hash)
 );
+
+-- The MLS message each inbound message came from: a replayed fan-out is recognised and not
+-- decrypted (or delivered) twice.
+ALTER TABLE inbound_messages ADD COLUMN message_hash BLOB;
+CREATE UNIQUE INDEX inbound_messages_by_hash ON inbound_messages (room_id, message_hash);

@@ -1842,6 +1842,67 @@ impl ProxyMls {
         Ok(out)
     }
 
+    /// Decrypts one fanned-out message with the room's reader and stores its plaintext for
+    /// this provider's users, in the same transaction as the ratchet advance. A message seen
+    /// before (a replayed fan-out) is neither decrypted nor stored again. Returns whether it
+    /// was new.
+    pub async fn receive_and_store(
+        &self,
+        room: &RoomUri,
+        message: &[u8],
+        hub_timestamp_ms: i64,
+    ) -> Result<bool, MlsError> {
+        use crate::store::inbound_messages;
+        let hash = mls_blobs::hash(message);
+        let _guard = self.lock_room(room).await;
+        let mut tx = self.store.begin().await?;
+        if inbound_messages::seen(&mut *tx, room.as_str(), &hash).await? {
+            return Ok(false);
+        }
+        let (group_id, reader) = self.reader_of(&mut tx, room).await?;
+        let mut m = self.open_member(&mut tx, room, &group_id, &reader).await?;
+        let state = room_sync::room_state(&m.group, room, &self.cp)?;
+        let processed = m
+            .group
+            .process_message(m.ws.provider(), protocol_message(message)?)
+            .during("decrypt message")?;
+        let client = client_of(processed.credential())?;
+        let payload = match processed.into_content() {
+            // The reader's own message: the bridge knows it; record it as seen, empty.
+            ProcessedMessageContent::OwnPrivateMessage => None,
+            ProcessedMessageContent::ApplicationMessage(app) => {
+                check_application_message(&state, &client).map_err(|rejection| {
+                    MlsError::Rejected {
+                        room: room.to_string(),
+                        rejection,
+                    }
+                })?;
+                Some(app.into_bytes())
+            }
+            other => {
+                return Err(MlsError::Malformed {
+                    what: "application message",
+                    reason: format!("expected an application message, got {other:?}"),
+                });
+            }
+        };
+        self.fault("after-mls-step")?;
+        if let Some(payload) = &payload {
+            inbound_messages::push_once(
+                &mut *tx,
+                room.as_str(),
+                &hash,
+                client.as_str(),
+                payload,
+                hub_timestamp_ms,
+            )
+            .await?;
+        }
+        self.save_member(&mut tx, room, &mut m).await?;
+        self.finish(tx, room, Some(m)).await?;
+        Ok(payload.is_some())
+    }
+
     /// What the room costs in the store: the sealed rows of its local members and the blobs.
     pub async fn storage_report(&self, room: &RoomUri) -> Result<StorageReport, MlsError> {
         let mut tx = self.store.begin().await?;

@@ -25,8 +25,8 @@ use crate::room::validation::{RejectCode, check_application_message};
 use crate::store::consents::{self, ConsentState};
 use crate::store::rooms::OurRole;
 use crate::store::{
-    Store, StoreError, inbound_messages, mls_blobs, notify_seen, now_ms, outbox, pending_commits,
-    proxy_clients, room_groups, rooms,
+    Store, StoreError, mls_blobs, notify_seen, now_ms, outbox, pending_commits, proxy_clients,
+    room_groups, rooms,
 };
 use crate::uri::{ClientUri, ProviderId, RoomUri, UserUri};
 
@@ -919,6 +919,14 @@ impl MimiService {
             Err(MlsError::Rejected { rejection, .. }) => {
                 return Ok(refused(rejection.code, rejection.reason));
             }
+            Err(MlsError::InvalidRoomState { reason, .. }) => {
+                return Ok(refused(
+                    RejectCode::InvalidProposal {
+                        proposals: Vec::new(),
+                    },
+                    reason,
+                ));
+            }
             Err(MlsError::Malformed { what, reason }) => {
                 return Err(ServiceError::Malformed { what, reason });
             }
@@ -1138,16 +1146,9 @@ impl MimiService {
         message: &[u8],
         timestamp: u64,
     ) -> Result<(), ServiceError> {
-        for (sender, payload) in self.mls.receive_messages(room, &[message.to_vec()]).await? {
-            inbound_messages::push(
-                self.store.pool(),
-                room.as_str(),
-                sender.as_str(),
-                &payload,
-                timestamp as i64,
-            )
+        self.mls
+            .receive_and_store(room, message, timestamp as i64)
             .await?;
-        }
         Ok(())
     }
 

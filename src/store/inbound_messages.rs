@@ -61,3 +61,44 @@ pub async fn list<'e>(
         .collect::<Result<_, sqlx::Error>>()
         .map_err(StoreError::from)
 }
+
+/// Records a decrypted message with the hash of the MLS message it came from, inside the
+/// transaction that advanced the ratchet.
+pub async fn push_once<'e>(
+    db: impl AnyExecutor<'e>,
+    room_id: &str,
+    message_hash: &[u8],
+    sender_client: &str,
+    payload: &[u8],
+    hub_timestamp_ms: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO inbound_messages (room_id, message_hash, sender_client, payload, hub_timestamp_ms, received_at_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(room_id)
+    .bind(message_hash)
+    .bind(sender_client)
+    .bind(payload)
+    .bind(hub_timestamp_ms)
+    .bind(now_ms())
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Whether the MLS message was received already.
+pub async fn seen<'e>(
+    db: impl AnyExecutor<'e>,
+    room_id: &str,
+    message_hash: &[u8],
+) -> Result<bool, StoreError> {
+    Ok(
+        sqlx::query("SELECT 1 FROM inbound_messages WHERE room_id = $1 AND message_hash = $2")
+            .bind(room_id)
+            .bind(message_hash)
+            .fetch_optional(db)
+            .await?
+            .is_some(),
+    )
+}
