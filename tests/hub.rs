@@ -622,3 +622,34 @@ async fn a_local_commit_that_loses_its_epoch_to_a_follower_is_discarded() {
     service.deliver_due().await.unwrap();
     assert_eq!(epoch(&mls).await, 3);
 }
+
+#[tokio::test]
+async fn a_crash_between_accepting_a_local_commit_and_its_fan_out_is_recovered() {
+    let db = TestDb::sqlite();
+    let (service, mls, _mallory) = hub_with_remote_member(&db).await;
+    let alice: ClientUri = "mimi://a.example/d/alice/bridge".parse().unwrap();
+    let before = mimi_bridge::store::outbox::pending(mls.store().pool(), Some(room().as_str()))
+        .await
+        .unwrap()
+        .iter()
+        .filter(|i| i.kind == "notify")
+        .count();
+    mls.self_update(&room(), &alice).await.unwrap();
+    // the hub accepts its own client's commit ... and "crashes" before queueing the fan-out
+    mls.confirm_commit(&room(), &alice).await.unwrap();
+    // after the restart, delivering the commit row queues the fan-out to b.example
+    service.deliver_due().await.unwrap();
+    let notifies: Vec<_> =
+        mimi_bridge::store::outbox::pending(mls.store().pool(), Some(room().as_str()))
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|i| i.kind == "notify" && i.destination == "b.example")
+            .collect();
+    assert_eq!(
+        notifies.len(),
+        before + 1,
+        "the commit goes out to b.example"
+    );
+    assert_eq!(epoch(&mls).await, 2);
+}

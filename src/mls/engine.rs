@@ -1120,6 +1120,16 @@ impl ProxyMls {
         .await?;
         room_groups::set_epoch(&mut *tx, room.as_str(), rg.epoch, m.epoch).await?;
         room_groups::set_reader(&mut *tx, room.as_str(), Some(committer.as_str())).await?;
+        if room.provider() == &self.provider {
+            // This daemon is the hub: the commit is accepted with the merge.
+            crate::store::hub_accepted::record(
+                &mut *tx,
+                room.as_str(),
+                &pending.commit_hash,
+                pending.epoch,
+            )
+            .await?;
+        }
         for joiner in &pending.local_joiners {
             room_proxy_members::upsert(
                 &mut *tx,

@@ -1419,7 +1419,32 @@ impl MimiService {
                 )
                 .await?
                 else {
-                    return Ok(Ok(())); // answered already (e.g. confirmed through /notify)
+                    // Answered already. On the hub, a crash may have come between accepting
+                    // the commit and queueing its fan-out: queue it (again; the outbox keeps
+                    // one copy).
+                    let hash = mls_blobs::hash(&item.body);
+                    if local_hub
+                        && crate::store::hub_accepted::accepted_at(
+                            self.store.pool(),
+                            room.as_str(),
+                            &hash,
+                        )
+                        .await?
+                        .is_some()
+                    {
+                        let state = self.mls.room_state(&room).await?;
+                        let fanout = FanoutMessage {
+                            timestamp: now_ms() as u64,
+                            message: MlsMessage::from_bytes(&item.body)
+                                .map_err(|e| malformed("commit")(e.to_string()))?,
+                            body: FanoutBody::Commit {
+                                external_proposals: Vec::new(),
+                            },
+                        };
+                        self.queue_notify(&room, followers(&state, &self.domain), &[fanout])
+                            .await?;
+                    }
+                    return Ok(Ok(()));
                 };
                 let committer = ClientUri::from_bytes(committer.as_bytes())
                     .map_err(|e| malformed("stored client")(e.to_string()))?;
