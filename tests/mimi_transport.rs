@@ -266,3 +266,64 @@ async fn requests_are_refused_with_a_status_and_a_json_reason() {
     assert_eq!(answer.status, 403);
     assert!(b.stop("-TERM").success());
 }
+
+#[tokio::test]
+async fn a_notify_the_peer_refuses_for_good_is_dead_lettered_and_the_queue_moves_on() {
+    use mimi_bridge::mls::{ProxyMls, StateKey};
+    use mimi_bridge::protocol::service::MimiService;
+    use mimi_bridge::room::code_points::ComponentCodePoints;
+    use mimi_bridge::store::outbox::{self, OutboxRecord};
+    use mimi_bridge::store::{Store, StoreOptions};
+
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    dev_certs(&certs, &["a.example", "b.example"]);
+    let (b, b_mimi) = start_provider(dir.path(), &certs, "b.example");
+    let store = Store::open_and_migrate(&StoreOptions::new(format!(
+        "sqlite://{}/a.db",
+        dir.path().display()
+    )))
+    .await
+    .unwrap();
+    let a_id = ProviderId::new("a.example").unwrap();
+    let mls = Arc::new(ProxyMls::new(
+        store.clone(),
+        StateKey::from_bytes([3; 32]),
+        ComponentCodePoints::default(),
+        a_id.clone(),
+    ));
+    let client = client_as(&certs, "a.example", "b.example", &b_mimi);
+    let service = MimiService::new(a_id, store.clone(), mls, Some(Arc::new(client)));
+    for (id, body) in [
+        ("notify:bad", vec![1, 2, 3]),
+        ("notify:also-bad", vec![4, 5]),
+    ] {
+        outbox::enqueue(
+            store.pool(),
+            &OutboxRecord {
+                id: id.into(),
+                room_id: Some("mimi://a.example/r/club".into()),
+                destination: "b.example".into(),
+                kind: "notify".into(),
+                sender: None,
+                body,
+                attempts: 0,
+            },
+        )
+        .await
+        .unwrap();
+    }
+    service.deliver_due().await.unwrap();
+    let dead = outbox::dead_letters(store.pool(), "b.example")
+        .await
+        .unwrap();
+    assert_eq!(
+        dead.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+        vec!["notify:bad", "notify:also-bad"]
+    );
+    assert!(
+        outbox::heads(store.pool()).await.unwrap().is_empty(),
+        "nothing left waiting"
+    );
+    assert!(b.stop("-TERM").success());
+}

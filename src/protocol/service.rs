@@ -1342,11 +1342,12 @@ impl MimiService {
             for head in due {
                 let item = head.item;
                 match self.deliver(&item).await {
-                    Ok(()) => {
+                    Attempt::DeadLettered => progressed = true,
+                    Attempt::Delivered => {
                         outbox::mark_delivered(self.store.pool(), &item.id).await?;
                         progressed = true;
                     }
-                    Err(retry) => {
+                    Attempt::Retry(retry) => {
                         let backoff = retry.unwrap_or_else(|| {
                             Duration::from_millis(
                                 250u64.saturating_mul(1 << item.attempts.clamp(0, 8)),
@@ -1366,21 +1367,17 @@ impl MimiService {
 
     /// One attempt. `Err(Some(d))`: retry after `d` (the peer asked); `Err(None)`: retry with
     /// backoff.
-    async fn deliver(&self, item: &outbox::OutboxRecord) -> Result<(), Option<Duration>> {
-        let result = self.try_deliver(item).await;
-        match result {
-            Ok(outcome) => outcome,
+    async fn deliver(&self, item: &outbox::OutboxRecord) -> Attempt {
+        match self.try_deliver(item).await {
+            Ok(attempt) => attempt,
             Err(e) => {
                 tracing::warn!(id = %item.id, destination = %item.destination, error = %e, "delivery attempt failed");
-                Err(None)
+                Attempt::Retry(None)
             }
         }
     }
 
-    async fn try_deliver(
-        &self,
-        item: &outbox::OutboxRecord,
-    ) -> Result<Result<(), Option<Duration>>, ServiceError> {
+    async fn try_deliver(&self, item: &outbox::OutboxRecord) -> Result<Attempt, ServiceError> {
         if item.kind == "consent" {
             let entry: wire::ConsentEntry = wire::decode_exact(&item.body)
                 .map_err(|e| malformed("queued consent")(e.to_string()))?;
@@ -1395,12 +1392,12 @@ impl MimiService {
                 .post(&peer, endpoint, self.domain.domain(), item.body.clone())
                 .await?;
             return Ok(match answer.status {
-                200 | 201 => Ok(()),
+                200 | 201 => Attempt::Delivered,
                 404 => {
                     tracing::warn!(peer = %peer.domain(), "consent: the peer does not know the user");
-                    Ok(())
+                    Attempt::Delivered
                 }
-                _ => Err(answer.retry_after),
+                _ => Attempt::Retry(answer.retry_after),
             });
         }
         let room: RoomUri = item
@@ -1444,18 +1441,18 @@ impl MimiService {
                         self.queue_notify(&room, followers(&state, &self.domain), &[fanout])
                             .await?;
                     }
-                    return Ok(Ok(()));
+                    return Ok(Attempt::Delivered);
                 };
                 let committer = ClientUri::from_bytes(committer.as_bytes())
                     .map_err(|e| malformed("stored client")(e.to_string()))?;
                 if local_hub {
                     self.hub_local_commit(&room, &committer, &item.body).await?;
-                    return Ok(Ok(()));
+                    return Ok(Attempt::Delivered);
                 }
                 let request = self.update_request(&room, &committer, &item.body).await?;
                 let response = match self.send_update(&room, &request).await? {
                     Ok(response) => response,
-                    Err(retry) => return Ok(Err(retry)),
+                    Err(retry) => return Ok(Attempt::Retry(retry)),
                 };
                 match response.outcome {
                     UpdateOutcome::Success { .. } => {
@@ -1475,7 +1472,7 @@ impl MimiService {
                         self.mls.discard_commit(&room, &committer).await?;
                     }
                 }
-                Ok(Ok(()))
+                Ok(Attempt::Delivered)
             }
             "external_commit" => {
                 let parts: Vec<tls_codec::VLBytes> =
@@ -1500,7 +1497,7 @@ impl MimiService {
                     };
                     self.queue_notify(&room, followers(&state, &self.domain), &[fanout])
                         .await?;
-                    return Ok(Ok(()));
+                    return Ok(Attempt::Delivered);
                 }
                 let group_info = MlsMessage::from_bytes(group_info.as_slice())
                     .ok()
@@ -1518,12 +1515,12 @@ impl MimiService {
                 };
                 let response = match self.send_update(&room, &request).await? {
                     Ok(response) => response,
-                    Err(retry) => return Ok(Err(retry)),
+                    Err(retry) => return Ok(Attempt::Retry(retry)),
                 };
                 if !matches!(response.outcome, UpdateOutcome::Success { .. }) {
                     tracing::warn!(%room, outcome = ?response.outcome, reason = %response.error_description, "the hub refused an external commit");
                 }
-                Ok(Ok(()))
+                Ok(Attempt::Delivered)
             }
             "message" => {
                 let message = MlsMessage::from_bytes(&item.body)
@@ -1531,7 +1528,7 @@ impl MimiService {
                 if local_hub {
                     let state = self.mls.room_state(&room).await?;
                     self.accept_message(&room, &state, message).await?;
-                    return Ok(Ok(()));
+                    return Ok(Attempt::Delivered);
                 }
                 let request = SubmitMessageRequest {
                     protocol: Protocol::Mls10,
@@ -1550,14 +1547,14 @@ impl MimiService {
                     )
                     .await?;
                 if answer.status != 200 {
-                    return Ok(Err(answer.retry_after));
+                    return Ok(Attempt::Retry(answer.retry_after));
                 }
                 let response: SubmitMessageResponse = wire::decode_exact(&answer.body)
                     .map_err(|e| malformed("SubmitMessageResponse")(e.to_string()))?;
                 if !matches!(response.status, SubmitStatus::Accepted { .. }) {
                     tracing::warn!(%room, status = ?response.status, "the hub refused a message");
                 }
-                Ok(Ok(()))
+                Ok(Attempt::Delivered)
             }
             "notify" => {
                 let peer = ProviderId::new(&item.destination)
@@ -1567,7 +1564,20 @@ impl MimiService {
                     .post(&peer, Endpoint::Notify, room.as_str(), item.body.clone())
                     .await?;
                 if answer.status == 201 || answer.status == 200 {
-                    Ok(Ok(()))
+                    Ok(Attempt::Delivered)
+                } else if is_permanent(answer.status) {
+                    // The peer refuses this body for good (malformed, unknown room, not its
+                    // hub): retrying cannot help and would hold up the room's queue. Kept as a
+                    // dead letter for the operator; the queue moves on.
+                    tracing::warn!(
+                        %room,
+                        peer = %peer.domain(),
+                        status = answer.status,
+                        answer = %String::from_utf8_lossy(&answer.body),
+                        "notify refused; dead-lettered"
+                    );
+                    outbox::dead_letter(self.store.pool(), &item.id).await?;
+                    Ok(Attempt::DeadLettered)
                 } else {
                     tracing::info!(
                         %room,
@@ -1576,7 +1586,7 @@ impl MimiService {
                         answer = %String::from_utf8_lossy(&answer.body),
                         "notify not accepted yet"
                     );
-                    Ok(Err(answer.retry_after))
+                    Ok(Attempt::Retry(answer.retry_after))
                 }
             }
             "proposals" => {
@@ -1589,7 +1599,7 @@ impl MimiService {
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| malformed("queued proposals")(e.to_string()))?;
                 let Some((first, rest)) = parsed.split_first() else {
-                    return Ok(Ok(()));
+                    return Ok(Attempt::Delivered);
                 };
                 let request = UpdateRequest {
                     bundle: HandshakeBundle {
@@ -1606,16 +1616,16 @@ impl MimiService {
                     if !matches!(answer.outcome, UpdateOutcome::Success { .. }) {
                         tracing::warn!(%room, outcome = ?answer.outcome, reason = %answer.error_description, "proposals refused");
                     }
-                    return Ok(Ok(()));
+                    return Ok(Attempt::Delivered);
                 }
                 let response = match self.send_update(&room, &request).await? {
                     Ok(response) => response,
-                    Err(retry) => return Ok(Err(retry)),
+                    Err(retry) => return Ok(Attempt::Retry(retry)),
                 };
                 if !matches!(response.outcome, UpdateOutcome::Success { .. }) {
                     tracing::warn!(%room, outcome = ?response.outcome, reason = %response.error_description, "the hub refused proposals");
                 }
-                Ok(Ok(()))
+                Ok(Attempt::Delivered)
             }
             other => Err(malformed("outbox item")(format!("unknown kind `{other}`"))),
         }
@@ -1701,6 +1711,21 @@ enum Joiners {
     JoinHere,
     /// A local client's commit: confirming it registered them already.
     AlreadyJoined,
+}
+
+/// The outcome of one delivery attempt.
+enum Attempt {
+    Delivered,
+    /// Try again after the given time (the peer's Retry-After), or with backoff.
+    Retry(Option<Duration>),
+    /// Refused for good; kept in the outbox as a dead letter.
+    DeadLettered,
+}
+
+/// A 4xx answer that a retry cannot turn into a success (timeouts, early data and rate limits
+/// can).
+fn is_permanent(status: u16) -> bool {
+    (400..500).contains(&status) && !matches!(status, 408 | 425 | 429)
 }
 
 /// Providers other than `own` with clients in the room.
