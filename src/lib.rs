@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod content;
+pub mod core;
 pub mod mls;
 pub mod protocol;
 pub mod room;
