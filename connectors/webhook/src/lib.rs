@@ -2,6 +2,8 @@
 //! receives signed JSON events and calls a small signed JSON API.
 #![forbid(unsafe_code)]
 
+pub mod outbound;
 pub mod signature;
 
+pub use outbound::WebhookSender;
 pub use signature::{SignatureError, Verifier, WebhookSecret, sign_all};
