@@ -1822,29 +1822,7 @@ impl ProxyMls {
         let state = room_sync::room_state(&m.group, room, &self.cp)?;
         let mut out = Vec::with_capacity(messages.len());
         for bytes in messages {
-            let processed = m
-                .group
-                .process_message(m.ws.provider(), protocol_message(bytes)?)
-                .during("decrypt message")?;
-            let client = client_of(processed.credential())?;
-            match processed.into_content() {
-                ProcessedMessageContent::OwnPrivateMessage => continue,
-                ProcessedMessageContent::ApplicationMessage(app) => {
-                    check_application_message(&state, &client).map_err(|rejection| {
-                        MlsError::Rejected {
-                            room: room.to_string(),
-                            rejection,
-                        }
-                    })?;
-                    out.push((client, app.into_bytes()));
-                }
-                other => {
-                    return Err(MlsError::Malformed {
-                        what: "application message",
-                        reason: format!("expected an application message, got {other:?}"),
-                    });
-                }
-            }
+            out.extend(decrypt(&mut m, &state, room, bytes)?);
         }
         self.fault("after-mls-step")?;
         self.save_member(&mut tx, room, &mut m).await?;
@@ -1872,32 +1850,10 @@ impl ProxyMls {
         let (group_id, reader) = self.reader_of(&mut tx, room).await?;
         let mut m = self.open_member(&mut tx, room, &group_id, &reader).await?;
         let state = room_sync::room_state(&m.group, room, &self.cp)?;
-        let processed = m
-            .group
-            .process_message(m.ws.provider(), protocol_message(message)?)
-            .during("decrypt message")?;
-        let client = client_of(processed.credential())?;
-        let payload = match processed.into_content() {
-            // The reader's own message: the bridge knows it; record it as seen, empty.
-            ProcessedMessageContent::OwnPrivateMessage => None,
-            ProcessedMessageContent::ApplicationMessage(app) => {
-                check_application_message(&state, &client).map_err(|rejection| {
-                    MlsError::Rejected {
-                        room: room.to_string(),
-                        rejection,
-                    }
-                })?;
-                Some(app.into_bytes())
-            }
-            other => {
-                return Err(MlsError::Malformed {
-                    what: "application message",
-                    reason: format!("expected an application message, got {other:?}"),
-                });
-            }
-        };
+        let decrypted = decrypt(&mut m, &state, room, message)?;
         self.fault("after-mls-step")?;
-        if let Some(payload) = &payload {
+        // The reader's own message needs no delivery: the bridge knows it.
+        if let Some((client, payload)) = &decrypted {
             inbound_messages::push_once(
                 &mut *tx,
                 room.as_str(),
@@ -1910,7 +1866,7 @@ impl ProxyMls {
         }
         self.save_member(&mut tx, room, &mut m).await?;
         self.finish(tx, room, Some(m)).await?;
-        Ok(payload.is_some())
+        Ok(decrypted.is_some())
     }
 
     /// What the room costs in the store: the sealed rows of its local members and the blobs.
@@ -1929,6 +1885,35 @@ impl ProxyMls {
     pub async fn client_bytes(&self, client: &ClientUri) -> Result<i64, MlsError> {
         let mut conn = self.store.pool().acquire().await?;
         Ok(crate::store::mls_kv::namespace_bytes(&mut conn, client.as_str()).await?)
+    }
+}
+
+/// Decrypts an application message with a member: its sender and plaintext, or `None` for the
+/// member's own message. A sender the room core does not let send is refused.
+fn decrypt(
+    m: &mut Opened,
+    state: &RoomState,
+    room: &RoomUri,
+    bytes: &[u8],
+) -> Result<Option<(ClientUri, Vec<u8>)>, MlsError> {
+    let processed = m
+        .group
+        .process_message(m.ws.provider(), protocol_message(bytes)?)
+        .during("decrypt message")?;
+    let client = client_of(processed.credential())?;
+    match processed.into_content() {
+        ProcessedMessageContent::OwnPrivateMessage => Ok(None),
+        ProcessedMessageContent::ApplicationMessage(app) => {
+            check_application_message(state, &client).map_err(|rejection| MlsError::Rejected {
+                room: room.to_string(),
+                rejection,
+            })?;
+            Ok(Some((client, app.into_bytes())))
+        }
+        other => Err(MlsError::Malformed {
+            what: "application message",
+            reason: format!("expected an application message, got {other:?}"),
+        }),
     }
 }
 

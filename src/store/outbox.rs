@@ -80,6 +80,18 @@ pub async fn enqueue_many(
     Ok(())
 }
 
+fn record(row: sqlx::any::AnyRow) -> Result<OutboxRecord, sqlx::Error> {
+    Ok(OutboxRecord {
+        id: row.try_get("id")?,
+        room_id: row.try_get("room_id")?,
+        destination: row.try_get("destination")?,
+        kind: row.try_get("kind")?,
+        sender: row.try_get("sender")?,
+        body: row.try_get("body")?,
+        attempts: row.try_get("attempts")?,
+    })
+}
+
 /// Undelivered items, in the order they were queued.
 pub async fn pending<'e>(
     db: impl AnyExecutor<'e>,
@@ -103,17 +115,7 @@ pub async fn pending<'e>(
         }
     };
     rows.into_iter()
-        .map(|row| {
-            Ok(OutboxRecord {
-                id: row.try_get("id")?,
-                room_id: row.try_get("room_id")?,
-                destination: row.try_get("destination")?,
-                kind: row.try_get("kind")?,
-                sender: row.try_get("sender")?,
-                body: row.try_get("body")?,
-                attempts: row.try_get("attempts")?,
-            })
-        })
+        .map(record)
         .collect::<Result<_, sqlx::Error>>()
         .map_err(StoreError::from)
 }
@@ -209,17 +211,7 @@ pub async fn dead_letters<'e>(
     .fetch_all(db)
     .await?;
     rows.into_iter()
-        .map(|row| {
-            Ok(OutboxRecord {
-                id: row.try_get("id")?,
-                room_id: row.try_get("room_id")?,
-                destination: row.try_get("destination")?,
-                kind: row.try_get("kind")?,
-                sender: row.try_get("sender")?,
-                body: row.try_get("body")?,
-                attempts: row.try_get("attempts")?,
-            })
-        })
+        .map(record)
         .collect::<Result<_, sqlx::Error>>()
         .map_err(StoreError::from)
 }
