@@ -194,7 +194,6 @@ impl MimiService {
         peer: &ProviderId,
         request: &KeyMaterialRequest,
     ) -> Result<(), ServiceError> {
-        use crate::mls::group_config::CIPHERSUITE;
         let forbidden = |why: String| Err(ServiceError::Forbidden(why));
         let requester: UserUri = match request.requesting_user.as_str().map(str::parse) {
             Some(Ok(u)) => u,
@@ -225,9 +224,7 @@ impl MimiService {
         let tbs = request
             .tbs_bytes()
             .map_err(|e| malformed("KeyMaterialRequest")(e.to_string()))?;
-        wire::common::verify_with_label(
-            &openmls_rust_crypto::RustCrypto::default(),
-            CIPHERSUITE.signature_algorithm(),
+        verify_tbs(
             request.requester_signature_key.as_slice(),
             wire::key_material::KEY_MATERIAL_REQUEST_LABEL,
             &tbs,
@@ -358,14 +355,8 @@ impl MimiService {
                     requester_signature_key: credential.signature_key.clone(),
                     requester_credential: credential.credential.clone(),
                 };
-                let content = tls_codec::Serialize::tls_serialize_detached(&tbs)
-                    .map_err(|e| e.to_string())?;
-                let signature = wire::common::sign_with_label(
-                    signer,
-                    wire::key_material::KEY_MATERIAL_REQUEST_LABEL,
-                    &content,
-                )
-                .map_err(|e| e.to_string())?;
+                let signature =
+                    sign_tbs(signer, wire::key_material::KEY_MATERIAL_REQUEST_LABEL, &tbs)?;
                 Ok::<_, String>(tbs.with_signature(signature))
             })
             .await?;
@@ -396,9 +387,7 @@ impl MimiService {
         let tbs = request
             .tbs_bytes()
             .map_err(|e| malformed("GroupInfoRequest")(e.to_string()))?;
-        if wire::common::verify_with_label(
-            &crypto,
-            CIPHERSUITE.signature_algorithm(),
+        if verify_tbs(
             request.requesting_signature_key.as_slice(),
             wire::group_info::GROUP_INFO_REQUEST_LABEL,
             &tbs,
@@ -451,14 +440,8 @@ impl MimiService {
                     hub_sender,
                     encrypted_groupinfo_and_tree: sealed,
                 };
-                let content = tls_codec::Serialize::tls_serialize_detached(&tbs)
-                    .map_err(|e| e.to_string())?;
-                let signature = wire::common::sign_with_label(
-                    signer,
-                    wire::group_info::GROUP_INFO_RESPONSE_LABEL,
-                    &content,
-                )
-                .map_err(|e| format!("{e:?}"))?;
+                let signature =
+                    sign_tbs(signer, wire::group_info::GROUP_INFO_RESPONSE_LABEL, &tbs)?;
                 Ok::<_, String>(tbs.with_signature(signature))
             })
             .await?;
@@ -525,14 +508,8 @@ impl MimiService {
                         group_info_public_key: keys.public.clone().into(),
                         joining_code: Vec::new().into(),
                     };
-                    let content = tls_codec::Serialize::tls_serialize_detached(&tbs)
-                        .map_err(|e| e.to_string())?;
-                    let signature = wire::common::sign_with_label(
-                        signer,
-                        wire::group_info::GROUP_INFO_REQUEST_LABEL,
-                        &content,
-                    )
-                    .map_err(|e| format!("{e:?}"))?;
+                    let signature =
+                        sign_tbs(signer, wire::group_info::GROUP_INFO_REQUEST_LABEL, &tbs)?;
                     Ok::<_, String>(tbs.with_signature(signature))
                 })
                 .await?
@@ -562,9 +539,7 @@ impl MimiService {
                 .tbs_bytes()
                 .ok_or_else(|| malformed("GroupInfoResponse")("no signed content".into()))?
                 .map_err(|e| malformed("GroupInfoResponse")(e.to_string()))?;
-            wire::common::verify_with_label(
-                &crypto,
-                CIPHERSUITE.signature_algorithm(),
+            verify_tbs(
                 success.hub_sender.signature_key.as_slice(),
                 wire::group_info::GROUP_INFO_RESPONSE_LABEL,
                 &tbs,
@@ -1797,4 +1772,28 @@ fn consent_parties(
         user(&entry.target_uri, "targetUri")?,
         room,
     ))
+}
+
+/// `SignWithLabel` over the TLS encoding of a to-be-signed struct.
+fn sign_tbs(
+    signer: &impl openmls_traits::signatures::Signer,
+    label: &str,
+    tbs: &impl tls_codec::Serialize,
+) -> Result<Vec<u8>, String> {
+    let content = tbs.tls_serialize_detached().map_err(|e| e.to_string())?;
+    wire::common::sign_with_label(signer, label, &content).map_err(|e| format!("{e:?}"))
+}
+
+/// `VerifyWithLabel` with the signature scheme of the MIMI ciphersuite; `Err` when the
+/// signature does not verify.
+fn verify_tbs(key: &[u8], label: &str, content: &[u8], signature: &[u8]) -> Result<(), ()> {
+    wire::common::verify_with_label(
+        &openmls_rust_crypto::RustCrypto::default(),
+        crate::mls::group_config::CIPHERSUITE.signature_algorithm(),
+        key,
+        label,
+        content,
+        signature,
+    )
+    .map_err(|_| ())
 }

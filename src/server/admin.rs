@@ -72,6 +72,14 @@ fn bad(what: &str, e: impl std::fmt::Display) -> ApiError {
     )
 }
 
+/// A field of a request, parsed, or a 400 naming the field.
+fn parse<T: std::str::FromStr>(what: &str, raw: &str) -> Result<T, ApiError>
+where
+    T::Err: std::fmt::Display,
+{
+    raw.parse().map_err(|e| bad(what, e))
+}
+
 fn room_param(raw: &str) -> Result<RoomUri, ApiError> {
     RoomUri::from_path_param(raw).map_err(|e| bad("room", e))
 }
@@ -91,7 +99,7 @@ async fn create_client(
     State(s): State<AppState>,
     Json(req): Json<NewClient>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
-    let client: ClientUri = req.client.parse().map_err(|e| bad("client", e))?;
+    let client: ClientUri = parse("client", &req.client)?;
     if client.provider() != s.mls.provider_id() {
         return Err(bad(
             "client",
@@ -170,14 +178,14 @@ async fn create_room(
     State(s): State<AppState>,
     Json(req): Json<NewRoom>,
 ) -> Result<(StatusCode, Json<RoomView>), ApiError> {
-    let room: RoomUri = req.room.parse().map_err(|e| bad("room", e))?;
+    let room: RoomUri = parse("room", &req.room)?;
     if room.provider() != s.mls.provider_id() {
         return Err(bad(
             "room",
             format!("{room} is not hosted by this provider"),
         ));
     }
-    let creator: ClientUri = req.creator.parse().map_err(|e| bad("creator", e))?;
+    let creator: ClientUri = parse("creator", &req.creator)?;
     s.mls
         .create_room(&room, &creator, req.role)
         .await
@@ -220,8 +228,8 @@ async fn add_member(
     Json(req): Json<NewMember>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let room = room_param(&room)?;
-    let committer: ClientUri = req.committer.parse().map_err(|e| bad("committer", e))?;
-    let user: UserUri = req.user.parse().map_err(|e| bad("user", e))?;
+    let committer: ClientUri = parse("committer", &req.committer)?;
+    let user: UserUri = parse("user", &req.user)?;
     let key_packages = s
         .service
         .fetch_key_material(&committer, &user, &room)
@@ -263,8 +271,8 @@ async fn remove_member(
     Json(req): Json<Removal>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let room = room_param(&room)?;
-    let committer: ClientUri = req.committer.parse().map_err(|e| bad("committer", e))?;
-    let user: UserUri = req.user.parse().map_err(|e| bad("user", e))?;
+    let committer: ClientUri = parse("committer", &req.committer)?;
+    let user: UserUri = parse("user", &req.user)?;
     let out = s
         .mls
         .remove_user(&room, &committer, &user, req.ban)
@@ -291,7 +299,7 @@ async fn send_message(
     Json(req): Json<NewMessage>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let room = room_param(&room)?;
-    let sender: ClientUri = req.sender.parse().map_err(|e| bad("sender", e))?;
+    let sender: ClientUri = parse("sender", &req.sender)?;
     s.mls
         .send_messages(&room, &sender, &[req.text.as_bytes()])
         .await
@@ -360,8 +368,8 @@ async fn change_role(
     Json(req): Json<RoleChange>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let room = room_param(&room)?;
-    let committer: ClientUri = req.committer.parse().map_err(|e| bad("committer", e))?;
-    let user: UserUri = req.user.parse().map_err(|e| bad("user", e))?;
+    let committer: ClientUri = parse("committer", &req.committer)?;
+    let user: UserUri = parse("user", &req.user)?;
     let out = s
         .mls
         .change_role(&room, &committer, &user, req.role)
@@ -387,7 +395,7 @@ async fn leave(
     Json(req): Json<Leave>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let room = room_param(&room)?;
-    let client: ClientUri = req.client.parse().map_err(|e| bad("client", e))?;
+    let client: ClientUri = parse("client", &req.client)?;
     s.mls.leave(&room, &client).await.map_err(failed)?;
     s.service.wake();
     Ok((
@@ -409,7 +417,7 @@ async fn commit_pending(
     Json(req): Json<Commit>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let room = room_param(&room)?;
-    let committer: ClientUri = req.committer.parse().map_err(|e| bad("committer", e))?;
+    let committer: ClientUri = parse("committer", &req.committer)?;
     let out = s
         .mls
         .commit_pending_proposals(&room, &committer)
@@ -432,14 +440,9 @@ struct ConsentRequest {
 }
 
 fn consent_parties(req: &ConsentRequest) -> Result<(UserUri, UserUri, Option<RoomUri>), ApiError> {
-    let requester: UserUri = req.requester.parse().map_err(|e| bad("requester", e))?;
-    let target: UserUri = req.target.parse().map_err(|e| bad("target", e))?;
-    let room = req
-        .room
-        .as_deref()
-        .map(str::parse)
-        .transpose()
-        .map_err(|e| bad("room", e))?;
+    let requester: UserUri = parse("requester", &req.requester)?;
+    let target: UserUri = parse("target", &req.target)?;
+    let room = req.room.as_deref().map(|r| parse("room", r)).transpose()?;
     Ok((requester, target, room))
 }
 
@@ -523,7 +526,7 @@ async fn join_device(
     Json(req): Json<Leave>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let room = room_param(&room)?;
-    let client: ClientUri = req.client.parse().map_err(|e| bad("client", e))?;
+    let client: ClientUri = parse("client", &req.client)?;
     s.service
         .join_new_device(&room, &client)
         .await
