@@ -581,7 +581,7 @@ async fn a_commit_the_hub_refuses_is_discarded(db: TestDb) {
         err.to_string().contains("already has a commit waiting"),
         "{err}"
     );
-    a.discard_commit(&room(), &alice).await.unwrap();
+    a.discard_commit(&room(), &alice, "refused").await.unwrap();
     assert!(
         pending_commits::get(a.store().pool(), room().as_str(), alice.as_str())
             .await

@@ -36,6 +36,7 @@ both_backends!(
     dead_letters_leave_the_queue_and_can_be_resent,
     bridge_mappings_hold_both_ways,
     webhook_ids_are_recorded_once,
+    legacy_events_queue_per_room_and_settle_once,
     consent_grants_are_not_undone_by_requests,
 );
 
@@ -464,29 +465,92 @@ async fn bridge_mappings_hold_both_ways(db: TestDb) {
 }
 
 async fn webhook_ids_are_recorded_once(db: TestDb) {
-    use mimi_bridge::store::webhook_seen;
+    use mimi_bridge::store::webhook_seen::{self, SeenWebhook};
     let store = db.store().await;
     assert_eq!(
         webhook_seen::get(store.pool(), "msg_1").await.unwrap(),
         None
     );
-    assert!(
-        webhook_seen::record(store.pool(), "msg_1", "{\"ok\":true}")
-            .await
-            .unwrap()
-    );
-    assert!(
-        !webhook_seen::record(store.pool(), "msg_1", "{}")
-            .await
-            .unwrap()
-    );
+    let first = SeenWebhook {
+        webhook_id: "msg_1".into(),
+        signed_at: 1_700_000_000,
+        body_hash: "ab".into(),
+        response: "{\"ok\":true}".into(),
+    };
+    assert!(webhook_seen::record(store.pool(), &first).await.unwrap());
+    let again = SeenWebhook {
+        response: "{}".into(),
+        signed_at: 1_700_000_001,
+        ..first.clone()
+    };
+    assert!(!webhook_seen::record(store.pool(), &again).await.unwrap());
     assert_eq!(
-        webhook_seen::get(store.pool(), "msg_1")
+        webhook_seen::get(store.pool(), "msg_1").await.unwrap(),
+        Some(first)
+    );
+}
+
+async fn legacy_events_queue_per_room_and_settle_once(db: TestDb) {
+    use mimi_bridge::store::legacy_events::{self, EventState, Settlement};
+    use mimi_bridge::store::message_map;
+    let store = db.store().await;
+    assert!(
+        legacy_events::accept(store.pool(), "e1", "r1", "{}")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !legacy_events::accept(store.pool(), "e1", "r1", "{\"x\":1}")
+            .await
+            .unwrap()
+    );
+    assert!(
+        legacy_events::accept(store.pool(), "e2", "r1", "{}")
+            .await
+            .unwrap()
+    );
+    assert!(
+        legacy_events::accept(store.pool(), "e3", "r2", "{}")
+            .await
+            .unwrap()
+    );
+    let heads = legacy_events::heads(store.pool(), 10).await.unwrap();
+    let ids: Vec<_> = heads.iter().map(|e| e.event_id.as_str()).collect();
+    assert_eq!(ids, ["e1", "e3"]);
+    let e1 = &heads[0];
+    let settlement = Settlement {
+        message_map: Some((ROOM.into(), "m1".into(), "01ab".into())),
+        ..Settlement::new(e1.seq)
+    };
+    let mut conn = store.pool().acquire().await.unwrap();
+    assert!(settlement.apply(&mut conn).await.unwrap());
+    // a second outcome does not overwrite the first
+    assert!(!settlement.apply(&mut conn).await.unwrap());
+    assert!(
+        !legacy_events::settle(&mut *conn, e1.seq, EventState::Failed, Some("late"))
+            .await
+            .unwrap()
+    );
+    drop(conn);
+    assert_eq!(
+        message_map::mimi_of(store.pool(), ROOM, "m1")
             .await
             .unwrap()
             .as_deref(),
-        Some("{\"ok\":true}")
+        Some("01ab")
     );
+    let e1 = legacy_events::get(store.pool(), "e1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((e1.state, e1.error), (EventState::Done, None));
+    let ids: Vec<_> = legacy_events::heads(store.pool(), 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event_id)
+        .collect();
+    assert_eq!(ids, ["e2", "e3"]);
 }
 
 async fn consent_grants_are_not_undone_by_requests(db: TestDb) {

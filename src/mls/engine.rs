@@ -32,6 +32,7 @@ use super::group_config::{CIPHERSUITE, join_config, leaf_capabilities, required_
 use super::room_sync;
 use super::sealing::StateKey;
 use super::storage::{ProxyProvider, WorkingSet};
+use crate::room::change::RoomChange;
 use crate::room::code_points::ComponentCodePoints;
 use crate::room::handshake::{Change, Handshake, Sender as RoomSender};
 use crate::room::state::{Member, RoomState, default_roles};
@@ -39,12 +40,14 @@ use crate::room::validation::{check_application_message, validate_handshake};
 use crate::room::wire::{
     self, BaseRoomPolicy, ParticipantListUpdate, UserIndexRolePair, UserRolePair,
 };
+use crate::store::legacy_events::{self, Settlement};
 use crate::store::pending_commits::{self, PendingCommitRecord};
 use crate::store::room_log::{self, LogKind};
 use crate::store::room_proxy_members::{self, ProxyMemberRecord};
 use crate::store::rooms::{self, NewRoom, OurRole};
 use crate::store::{
-    Store, StoreError, key_packages, mls_blobs, outbox, proxy_clients, room_groups,
+    Store, StoreError, inbound_messages, key_packages, mls_blobs, outbox, proxy_clients,
+    room_groups,
 };
 use crate::uri::{ClientUri, GroupUri, ProviderId, RoomUri, UserUri};
 
@@ -550,6 +553,29 @@ impl ProxyMls {
         creator: &ClientUri,
         creator_role: u32,
     ) -> Result<RoomState, MlsError> {
+        self.create_room_inner(room, creator, creator_role, None)
+            .await
+    }
+
+    /// Creates a room for a legacy event, settled in the same transaction.
+    pub async fn create_room_for_event(
+        &self,
+        room: &RoomUri,
+        creator: &ClientUri,
+        creator_role: u32,
+        settlement: Settlement,
+    ) -> Result<RoomState, MlsError> {
+        self.create_room_inner(room, creator, creator_role, Some(settlement))
+            .await
+    }
+
+    async fn create_room_inner(
+        &self,
+        room: &RoomUri,
+        creator: &ClientUri,
+        creator_role: u32,
+        settlement: Option<Settlement>,
+    ) -> Result<RoomState, MlsError> {
         let hub = self.server_sender().await?;
         let _guard = self.lock_room(room).await;
         let mut tx = self.store.begin().await?;
@@ -629,6 +655,11 @@ impl ProxyMls {
             released_welcome: None,
             stored_at: None,
         };
+        let mut change = RoomChange::between(None, &state);
+        change.committer = Some(creator.to_string());
+        change.legacy_event = settlement.as_ref().map(|s| s.seq);
+        journal(&mut tx, room, &change).await?;
+        settle(&mut tx, settlement.as_ref()).await?;
         self.save_member(&mut tx, room, &mut opened).await?;
         self.finish(tx, room, Some(opened)).await?;
         Ok(state)
@@ -709,28 +740,32 @@ impl ProxyMls {
         committer: &ClientUri,
         additions: &[UserAddition],
     ) -> Result<CommitOutput, MlsError> {
-        let mut key_packages = Vec::new();
-        let mut added = Vec::new();
-        for a in additions {
-            added.push(UserRolePair::new(a.user.as_str(), a.role));
-            for bytes in &a.key_packages {
-                key_packages.push(parse_key_package(bytes)?);
-            }
-        }
-        let update = ParticipantListUpdate {
-            added_participants: added,
-            ..Default::default()
-        };
-        self.stage(
-            room,
-            committer,
-            StagePlan {
-                list_update: Some(update),
-                adds: key_packages,
+        self.stage(room, committer, addition_plan(additions)?).await
+    }
+
+    /// One commit carrying out a legacy event; the event is settled in the commit's
+    /// transaction, and its outcome at the hub is reported through the room's journal.
+    pub async fn commit_for_event(
+        &self,
+        room: &RoomUri,
+        committer: &ClientUri,
+        op: CommitOp,
+        settlement: Settlement,
+    ) -> Result<CommitOutput, MlsError> {
+        let mut plan = match op {
+            CommitOp::AddUsers(additions) => addition_plan(&additions)?,
+            CommitOp::RemoveUser { user, ban } => StagePlan {
+                remove_user: Some((user, ban)),
                 ..Default::default()
             },
-        )
-        .await
+            CommitOp::Rename(name) => StagePlan {
+                rename: Some(name),
+                ..Default::default()
+            },
+            CommitOp::CommitPending => StagePlan::default(),
+        };
+        plan.settlement = Some(settlement);
+        self.stage(room, committer, plan).await
     }
 
     /// One commit removing (or banning) a user: Removes of all its clients and the
@@ -785,6 +820,25 @@ impl ProxyMls {
     /// AppDataUpdate taking the user off the participant list. Proposals, not a commit: the
     /// hub caches them and the next committer includes them. They are queued for the hub.
     pub async fn leave(&self, room: &RoomUri, client: &ClientUri) -> Result<(), MlsError> {
+        self.leave_inner(room, client, None).await
+    }
+
+    /// [`leave`](Self::leave) for a legacy event, settled in the same transaction.
+    pub async fn leave_for_event(
+        &self,
+        room: &RoomUri,
+        client: &ClientUri,
+        settlement: Settlement,
+    ) -> Result<(), MlsError> {
+        self.leave_inner(room, client, Some(settlement)).await
+    }
+
+    async fn leave_inner(
+        &self,
+        room: &RoomUri,
+        client: &ClientUri,
+        settlement: Option<Settlement>,
+    ) -> Result<(), MlsError> {
         let _guard = self.lock_room(room).await;
         let mut tx = self.store.begin().await?;
         let rg = self.room_group(&mut tx, room).await?;
@@ -845,6 +899,7 @@ impl ProxyMls {
             },
         )
         .await?;
+        settle(&mut tx, settlement.as_ref()).await?;
         self.save_member(&mut tx, room, &mut m).await?;
         self.finish(tx, room, Some(m)).await
     }
@@ -949,6 +1004,20 @@ impl ProxyMls {
                 AppDataUpdateProposal::update(self.cp.participant_list, bytes),
             )));
         }
+        if let Some(name) = &plan.rename {
+            let mut metadata = state.metadata.clone();
+            metadata.room_name = crate::room::wire::Utf8String::new(name);
+            if metadata.room_uri.is_empty() {
+                metadata.room_uri = crate::room::wire::Uri::new(room.as_str());
+            }
+            let bytes = wire::encode(&metadata).map_err(|e| MlsError::InvalidRoomState {
+                room: room.to_string(),
+                reason: e.to_string(),
+            })?;
+            proposals.push(Proposal::AppDataUpdate(Box::new(
+                AppDataUpdateProposal::update(self.cp.room_metadata, bytes),
+            )));
+        }
         let local_joiners = self
             .local_owners(&mut tx, &plan.adds, m.ws.provider())
             .await?;
@@ -1030,9 +1099,11 @@ impl ProxyMls {
                 welcome_hash,
                 group_info_hash,
                 local_joiners: local_joiners.iter().map(|c| c.to_string()).collect(),
+                legacy_event: plan.settlement.as_ref().map(|s| s.seq),
             },
         )
         .await?;
+        settle(&mut tx, plan.settlement.as_ref()).await?;
         outbox::enqueue(
             &mut *tx,
             &outbox::OutboxRecord {
@@ -1156,7 +1227,11 @@ impl ProxyMls {
             mls_blobs::delete_if_unreferenced(&mut tx, hash).await?;
         }
         let state = room_sync::room_state(&m.group, room, &self.cp)?;
-        self.record_room_state(&mut tx, room, rg.epoch, &state)
+        let origin = ChangeOrigin {
+            committer: Some(committer.to_string()),
+            legacy_event: pending.legacy_event,
+        };
+        self.record_room_state(&mut tx, room, rg.epoch, &state, &origin)
             .await?;
         self.save_member(&mut tx, room, &mut m).await?;
         self.finish(tx, room, Some(m)).await?;
@@ -1168,6 +1243,7 @@ impl ProxyMls {
         &self,
         room: &RoomUri,
         committer: &ClientUri,
+        reason: &str,
     ) -> Result<(), MlsError> {
         let _guard = self.lock_room(room).await;
         let mut tx = self.store.begin().await?;
@@ -1186,6 +1262,17 @@ impl ProxyMls {
                 .chain(pending.group_info_hash.iter())
             {
                 mls_blobs::delete_if_unreferenced(&mut tx, hash).await?;
+            }
+            if let Some(seq) = pending.legacy_event {
+                // The legacy event was carried out as far as this side goes; the hub said no.
+                legacy_events::fail_after(&mut *tx, seq, reason).await?;
+                let change = RoomChange {
+                    committer: Some(committer.to_string()),
+                    legacy_event: Some(seq),
+                    refused: Some(reason.to_owned()),
+                    ..Default::default()
+                };
+                journal(&mut tx, room, &change).await?;
             }
         }
         self.save_member(&mut tx, room, &mut m).await?;
@@ -1214,13 +1301,25 @@ impl ProxyMls {
         Ok(())
     }
 
+    /// Stores the room's new state and journals what changed for the bridge core.
     async fn record_room_state(
         &self,
         tx: &mut AnyConnection,
         room: &RoomUri,
         from_epoch: i64,
         state: &RoomState,
+        origin: &ChangeOrigin,
     ) -> Result<(), MlsError> {
+        let before = match rooms::get(&mut *tx, room.as_str()).await? {
+            Some(record) => Some(self.decode_room_state(room, &record)?),
+            None => None,
+        };
+        let mut change = RoomChange::between(before.as_ref(), state);
+        if !change.is_empty() {
+            change.committer = origin.committer.clone();
+            change.legacy_event = origin.legacy_event;
+            journal(tx, room, &change).await?;
+        }
         let dict = state
             .to_app_data(&self.cp)
             .map_err(|e| MlsError::InvalidRoomState {
@@ -1236,6 +1335,21 @@ impl ProxyMls {
             Ok(()) | Err(StoreError::RoomNotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }
+    }
+
+    fn decode_room_state(
+        &self,
+        room: &RoomUri,
+        record: &rooms::RoomRecord,
+    ) -> Result<RoomState, MlsError> {
+        let invalid = |reason: String| MlsError::InvalidRoomState {
+            room: room.to_string(),
+            reason,
+        };
+        let dict: crate::room::wire::AppDataDictionary =
+            wire::decode_exact(&record.app_data).map_err(|e| invalid(e.to_string()))?;
+        RoomState::from_app_data(room.clone(), record.epoch as u64, &dict, &self.cp, vec![])
+            .map_err(|e| invalid(e.to_string()))
     }
 
     // ---------------------------------------------------------------- joining
@@ -1346,6 +1460,7 @@ impl ProxyMls {
                     Ok(()) | Err(StoreError::RoomExists { .. }) => {}
                     Err(e) => return Err(e.into()),
                 }
+                journal(&mut tx, room, &RoomChange::between(None, &state)).await?;
                 let mut m = Opened {
                     identity,
                     ws,
@@ -1476,7 +1591,11 @@ impl ProxyMls {
                 .await?;
                 room_groups::set_epoch(&mut *tx, room.as_str(), rg.epoch, epoch).await?;
                 room_groups::set_reader(&mut *tx, room.as_str(), Some(client.as_str())).await?;
-                self.record_room_state(&mut tx, room, rg.epoch, &state)
+                let origin = ChangeOrigin {
+                    committer: Some(client.to_string()),
+                    legacy_event: None,
+                };
+                self.record_room_state(&mut tx, room, rg.epoch, &state, &origin)
                     .await?;
             }
             None => {
@@ -1752,7 +1871,16 @@ impl ProxyMls {
         if removes {
             self.drop_removed_members(&mut *tx, room, &m.group).await?;
         }
-        self.record_room_state(&mut *tx, room, rg.epoch, &new_state)
+        let origin = ChangeOrigin {
+            committer: match &committer {
+                RoomSender::Member(client) | RoomSender::NewMember { client, .. } => {
+                    Some(client.to_string())
+                }
+                RoomSender::Server(provider) => Some(provider.to_string()),
+            },
+            legacy_event: None,
+        };
+        self.record_room_state(&mut *tx, room, rg.epoch, &new_state, &origin)
             .await?;
         Ok(Incoming::Commit {
             state: Box::new(new_state),
@@ -1768,6 +1896,32 @@ impl ProxyMls {
         room: &RoomUri,
         sender: &ClientUri,
         payloads: &[&[u8]],
+    ) -> Result<Vec<Vec<u8>>, MlsError> {
+        self.send_messages_inner(room, sender, payloads, None).await
+    }
+
+    /// Sends one message carrying out a legacy event, settled in the same transaction (so the
+    /// event is sent once even if the daemon stops at any point).
+    pub async fn send_message_for_event(
+        &self,
+        room: &RoomUri,
+        sender: &ClientUri,
+        payload: &[u8],
+        settlement: Settlement,
+    ) -> Result<Vec<u8>, MlsError> {
+        let mut out = self
+            .send_messages_inner(room, sender, &[payload], Some(settlement))
+            .await?;
+        out.pop()
+            .ok_or_else(|| MlsError::Corrupt("no message was encrypted".into()))
+    }
+
+    async fn send_messages_inner(
+        &self,
+        room: &RoomUri,
+        sender: &ClientUri,
+        payloads: &[&[u8]],
+        settlement: Option<Settlement>,
     ) -> Result<Vec<Vec<u8>>, MlsError> {
         let _guard = self.lock_room(room).await;
         let mut tx = self.store.begin().await?;
@@ -1802,6 +1956,7 @@ impl ProxyMls {
             })
             .collect();
         outbox::enqueue_many(&mut tx, &items).await?;
+        settle(&mut tx, settlement.as_ref()).await?;
         self.save_member(&mut tx, room, &mut m).await?;
         self.finish(tx, room, Some(m)).await?;
         Ok(out)
@@ -1924,7 +2079,81 @@ struct StagePlan {
     adds: Vec<KeyPackage>,
     remove_user: Option<(UserUri, bool)>,
     role_change: Option<(UserUri, u32)>,
+    rename: Option<String>,
     self_update: bool,
+    /// The legacy event this commit carries out, settled in the commit's transaction.
+    settlement: Option<Settlement>,
+}
+
+/// A commit the bridge core makes to carry out a legacy event.
+#[derive(Clone, Debug)]
+pub enum CommitOp {
+    /// Add users (participant list and clients, one commit).
+    AddUsers(Vec<UserAddition>),
+    /// Remove (or ban) a user and all its clients.
+    RemoveUser { user: UserUri, ban: bool },
+    /// Change the room name (room metadata).
+    Rename(String),
+    /// Commit the proposals the room has cached.
+    CommitPending,
+}
+
+/// Who made a change of the room state, for the journal the bridge core reads.
+#[derive(Clone, Debug, Default)]
+struct ChangeOrigin {
+    committer: Option<String>,
+    legacy_event: Option<i64>,
+}
+
+/// Settles the legacy event an operation carries out, in the operation's transaction. An event
+/// settled already means the operation is a repeat: it is abandoned (the transaction rolls
+/// back).
+async fn settle(tx: &mut AnyConnection, settlement: Option<&Settlement>) -> Result<(), MlsError> {
+    if let Some(settlement) = settlement
+        && !settlement.apply(tx).await?
+    {
+        return Err(MlsError::Malformed {
+            what: "legacy event",
+            reason: format!("event {} was carried out already", settlement.seq),
+        });
+    }
+    Ok(())
+}
+
+/// Writes a room change into the room's inbound stream.
+async fn journal(
+    tx: &mut AnyConnection,
+    room: &RoomUri,
+    change: &RoomChange,
+) -> Result<(), MlsError> {
+    let json = serde_json::to_vec(change).map_err(|e| MlsError::Corrupt(e.to_string()))?;
+    inbound_messages::push_change(
+        &mut *tx,
+        room.as_str(),
+        change.committer.as_deref().unwrap_or_default(),
+        &json,
+    )
+    .await?;
+    Ok(())
+}
+
+fn addition_plan(additions: &[UserAddition]) -> Result<StagePlan, MlsError> {
+    let mut key_packages = Vec::new();
+    let mut added = Vec::new();
+    for a in additions {
+        added.push(UserRolePair::new(a.user.as_str(), a.role));
+        for bytes in &a.key_packages {
+            key_packages.push(parse_key_package(bytes)?);
+        }
+    }
+    Ok(StagePlan {
+        list_update: Some(ParticipantListUpdate {
+            added_participants: added,
+            ..Default::default()
+        }),
+        adds: key_packages,
+        ..Default::default()
+    })
 }
 
 /// Runs CPU-heavy MLS work (a commit over a thousand members takes a quarter of a second)

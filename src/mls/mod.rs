@@ -15,6 +15,8 @@ pub mod room_sync;
 pub mod sealing;
 pub mod storage;
 
-pub use engine::{CommitOutput, FAULT_POINTS, Incoming, ProxyMls, StorageReport, UserAddition};
+pub use engine::{
+    CommitOp, CommitOutput, FAULT_POINTS, Incoming, ProxyMls, StorageReport, UserAddition,
+};
 pub use error::MlsError;
 pub use sealing::StateKey;

@@ -956,7 +956,13 @@ impl MimiService {
             let current = self.epoch(room).await? as i64;
             if p.epoch != current {
                 tracing::warn!(%room, %committer, epoch = p.epoch, current, "a local commit lost its epoch; discarded");
-                self.mls.discard_commit(room, committer).await?;
+                self.mls
+                    .discard_commit(
+                        room,
+                        committer,
+                        "another commit of the same epoch was accepted first",
+                    )
+                    .await?;
                 return Ok(());
             }
         }
@@ -1444,7 +1450,11 @@ impl MimiService {
                     }
                     other => {
                         tracing::warn!(%room, %committer, outcome = ?other, reason = %response.error_description, "the hub refused a commit");
-                        self.mls.discard_commit(&room, &committer).await?;
+                        let reason = format!(
+                            "the hub refused the commit ({other:?}): {}",
+                            response.error_description
+                        );
+                        self.mls.discard_commit(&room, &committer, &reason).await?;
                     }
                 }
                 Ok(Attempt::Delivered)

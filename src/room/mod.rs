@@ -7,6 +7,7 @@
 
 pub mod authorization;
 pub mod capability;
+pub mod change;
 pub mod code_points;
 pub mod handshake;
 pub mod state;

@@ -37,6 +37,8 @@ pub enum StoreError {
         expected: i64,
         actual: Option<i64>,
     },
+    #[error("the store holds a value this binary cannot read: {0}")]
+    Corrupt(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 }

@@ -11,6 +11,25 @@ pub struct InboundMessage {
     pub sender_client: String,
     pub payload: Vec<u8>,
     pub hub_timestamp_ms: i64,
+    pub kind: InboundKind,
+}
+
+/// What an inbound entry holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InboundKind {
+    /// A decrypted application message (MIMI content).
+    Message,
+    /// A change of the room state as this provider saw it (JSON, written by the MLS layer).
+    Change,
+}
+
+impl InboundKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            InboundKind::Message => "message",
+            InboundKind::Change => "change",
+        }
+    }
 }
 
 pub async fn push<'e>(
@@ -41,8 +60,8 @@ pub async fn list<'e>(
     after_seq: i64,
 ) -> Result<Vec<InboundMessage>, StoreError> {
     let rows = sqlx::query(
-        "SELECT seq, room_id, sender_client, payload, hub_timestamp_ms FROM inbound_messages \
-         WHERE room_id = $1 AND seq > $2 ORDER BY seq",
+        "SELECT seq, room_id, sender_client, payload, hub_timestamp_ms, kind FROM inbound_messages \
+         WHERE room_id = $1 AND seq > $2 AND kind = 'message' ORDER BY seq",
     )
     .bind(room_id)
     .bind(after_seq)
@@ -56,6 +75,7 @@ pub async fn list<'e>(
                 sender_client: row.try_get("sender_client")?,
                 payload: row.try_get("payload")?,
                 hub_timestamp_ms: row.try_get("hub_timestamp_ms")?,
+                kind: InboundKind::Message,
             })
         })
         .collect::<Result<_, sqlx::Error>>()
@@ -101,4 +121,63 @@ pub async fn seen<'e>(
             .await?
             .is_some(),
     )
+}
+
+/// Records a change of the room state in the room's inbound stream, inside the transaction
+/// that made it.
+pub async fn push_change<'e>(
+    db: impl AnyExecutor<'e>,
+    room_id: &str,
+    sender_client: &str,
+    change_json: &[u8],
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO inbound_messages (room_id, sender_client, payload, hub_timestamp_ms, received_at_ms, kind) \
+         VALUES ($1, $2, $3, $4, $4, $5)",
+    )
+    .bind(room_id)
+    .bind(sender_client)
+    .bind(change_json)
+    .bind(now_ms())
+    .bind(InboundKind::Change.as_str())
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Every entry (messages and changes) of a room after `after_seq`, oldest first, at most
+/// `limit`.
+pub async fn stream<'e>(
+    db: impl AnyExecutor<'e>,
+    room_id: &str,
+    after_seq: i64,
+    limit: i64,
+) -> Result<Vec<InboundMessage>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT seq, room_id, sender_client, payload, hub_timestamp_ms, kind FROM inbound_messages \
+         WHERE room_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+    )
+    .bind(room_id)
+    .bind(after_seq)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            let kind: String = row.try_get("kind")?;
+            Ok(InboundMessage {
+                seq: row.try_get("seq")?,
+                room_id: row.try_get("room_id")?,
+                sender_client: row.try_get("sender_client")?,
+                payload: row.try_get("payload")?,
+                hub_timestamp_ms: row.try_get("hub_timestamp_ms")?,
+                kind: if kind == "change" {
+                    InboundKind::Change
+                } else {
+                    InboundKind::Message
+                },
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(StoreError::from)
 }

@@ -37,6 +37,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "bridge mappings",
         include_str!("../../migrations/sqlite/0005_bridge.sql"),
     ),
+    (
+        6,
+        "bridge queues",
+        include_str!("../../migrations/sqlite/0006_bridge_queues.sql"),
+    ),
 ];
 
 /// (version, description, SQL) for Postgres.
@@ -65,6 +70,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         5,
         "bridge mappings",
         include_str!("../../migrations/postgres/0005_bridge.sql"),
+    ),
+    (
+        6,
+        "bridge queues",
+        include_str!("../../migrations/postgres/0006_bridge_queues.sql"),
     ),
 ];
 

@@ -3,13 +3,16 @@
 //! `migrations/`. The store knows nothing of the layers above: it stores bytes and strings.
 
 pub mod abuse_reports;
+pub mod bridge_cursors;
 pub mod consents;
 mod error;
 pub mod hub_accepted;
 pub mod inbound_messages;
 pub mod key_packages;
+pub mod legacy_events;
 pub mod message_map;
 mod migrations;
+pub mod mimi_reactions;
 pub mod mls_blobs;
 pub mod mls_kv;
 pub mod notify_seen;

@@ -15,6 +15,8 @@ pub struct PendingCommitRecord {
     pub group_info_hash: Option<Vec<u8>>,
     /// Local proxy clients the commit adds (they join from the Welcome once it is accepted).
     pub local_joiners: Vec<String>,
+    /// The legacy event (`legacy_events.seq`) the commit carries out, if any.
+    pub legacy_event: Option<i64>,
 }
 
 pub async fn put<'e>(
@@ -23,10 +25,11 @@ pub async fn put<'e>(
     p: &PendingCommitRecord,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO pending_commits (room_id, client_uri, epoch, commit_hash, welcome_hash, group_info_hash, local_joiners) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (room_id, client_uri) DO UPDATE SET \
+        "INSERT INTO pending_commits (room_id, client_uri, epoch, commit_hash, welcome_hash, group_info_hash, local_joiners, legacy_event) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (room_id, client_uri) DO UPDATE SET \
          epoch = excluded.epoch, commit_hash = excluded.commit_hash, welcome_hash = excluded.welcome_hash, \
-         group_info_hash = excluded.group_info_hash, local_joiners = excluded.local_joiners",
+         group_info_hash = excluded.group_info_hash, local_joiners = excluded.local_joiners, \
+         legacy_event = excluded.legacy_event",
     )
     .bind(room_id)
     .bind(&p.client_uri)
@@ -35,6 +38,7 @@ pub async fn put<'e>(
     .bind(&p.welcome_hash)
     .bind(&p.group_info_hash)
     .bind(p.local_joiners.join("\n"))
+    .bind(p.legacy_event)
     .execute(db)
     .await?;
     Ok(())
@@ -46,7 +50,7 @@ pub async fn get<'e>(
     client_uri: &str,
 ) -> Result<Option<PendingCommitRecord>, StoreError> {
     let row = sqlx::query(
-        "SELECT client_uri, epoch, commit_hash, welcome_hash, group_info_hash, local_joiners \
+        "SELECT client_uri, epoch, commit_hash, welcome_hash, group_info_hash, local_joiners, legacy_event \
          FROM pending_commits WHERE room_id = $1 AND client_uri = $2",
     )
     .bind(room_id)
@@ -66,6 +70,7 @@ pub async fn get<'e>(
                 .filter(|l| !l.is_empty())
                 .map(str::to_string)
                 .collect(),
+            legacy_event: row.try_get("legacy_event")?,
         })
     })
     .transpose()
@@ -100,4 +105,15 @@ pub async fn by_commit<'e>(
     .await?
     .map(|r| r.try_get::<String, _>("client_uri"))
     .transpose()?)
+}
+
+/// Whether any local client of the room has a commit waiting for the hub.
+pub async fn any_in_room<'e>(db: impl AnyExecutor<'e>, room_id: &str) -> Result<bool, StoreError> {
+    Ok(
+        sqlx::query("SELECT 1 FROM pending_commits WHERE room_id = $1 LIMIT 1")
+            .bind(room_id)
+            .fetch_optional(db)
+            .await?
+            .is_some(),
+    )
 }
