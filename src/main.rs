@@ -40,6 +40,30 @@ enum Command {
         #[arg(long = "provider", required = true)]
         providers: Vec<String>,
     },
+    /// Print a fresh `whsec_` secret for the webhook connector.
+    WebhookSecret,
+    /// Run a small receiver of the webhook connector's commands: each signed command is checked
+    /// and printed as one JSON line (a provider's own server does this in production).
+    WebhookReceiver {
+        /// Address and port to listen on.
+        #[arg(long, default_value = "127.0.0.1:8090")]
+        listen: String,
+        /// A `whsec_` secret shared with the bridge (repeat during a rotation).
+        #[arg(long = "secret", required = true)]
+        secrets: Vec<String>,
+    },
+    /// Sign an event (JSON, as an argument or on standard input) and submit it to a bridge's
+    /// webhook API, as a provider does.
+    WebhookSend {
+        /// The bridge's HTTP base URL, e.g. http://127.0.0.1:8080.
+        #[arg(long)]
+        bridge: String,
+        /// A `whsec_` secret shared with the bridge.
+        #[arg(long = "secret", required = true)]
+        secrets: Vec<String>,
+        /// The event; read from standard input when absent.
+        event: Option<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -54,6 +78,10 @@ fn main() -> ExitCode {
     let arg = match &cli.command {
         Command::Run(a) | Command::CheckConfig(a) | Command::Migrate(a) => a,
         Command::DevCerts { out, providers } => return dev_certs(out, providers),
+        Command::WebhookSecret => return webhook_secret(),
+        Command::WebhookReceiver { .. } | Command::WebhookSend { .. } => {
+            return webhook_tool(cli.command);
+        }
     };
     let config = match Config::load_or_default(arg.config.as_deref()) {
         Ok(c) => c,
@@ -86,7 +114,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run(_) => run(config).await,
             Command::Migrate(_) => migrate(config).await,
-            Command::CheckConfig(_) | Command::DevCerts { .. } => Ok(()),
+            _ => Ok(()),
         }
     });
     match result {
@@ -115,6 +143,96 @@ fn dev_certs(out: &std::path::Path, providers: &[String]) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn webhook_secret() -> ExitCode {
+    let mut key = vec![0u8; 32];
+    if let Err(e) = getrandom::fill(&mut key) {
+        eprintln!("error: no randomness: {e}");
+        return ExitCode::FAILURE;
+    }
+    match mimi_bridge_webhook::WebhookSecret::from_bytes(key) {
+        Ok(secret) => {
+            println!("{}", secret.encoded());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn parse_secrets(secrets: &[String]) -> Result<Vec<mimi_bridge_webhook::WebhookSecret>, String> {
+    secrets
+        .iter()
+        .map(|s| s.parse().map_err(|e| format!("--secret: {e}")))
+        .collect()
+}
+
+/// The provider-side helpers of the webhook connector.
+fn webhook_tool(command: Command) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result: Result<(), String> = runtime.block_on(async move {
+        match command {
+            Command::WebhookReceiver { listen, secrets } => {
+                let secrets = parse_secrets(&secrets)?;
+                let listener = tokio::net::TcpListener::bind(&listen)
+                    .await
+                    .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+                eprintln!(
+                    "receiving commands on http://{}",
+                    listener.local_addr().map_err(|e| e.to_string())?
+                );
+                let receiver =
+                    mimi_bridge_webhook::Receiver::new(mimi_bridge_webhook::ReceiverOptions {
+                        secrets,
+                        fail_first: 0,
+                    });
+                mimi_bridge_webhook::serve(listener, receiver, true)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            Command::WebhookSend {
+                bridge,
+                secrets,
+                event,
+            } => {
+                let text = match event {
+                    Some(t) => t,
+                    None => std::io::read_to_string(std::io::stdin()).map_err(|e| e.to_string())?,
+                };
+                let event: mimi_bridge_connector::ConnectorEvent = serde_json::from_str(&text)
+                    .map_err(|e| format!("the event is not valid: {e}"))?;
+                let client =
+                    mimi_bridge_webhook::ProviderClient::new(bridge, parse_secrets(&secrets)?)
+                        .map_err(|e| e.to_string())?;
+                let answer = client.submit(&event).await.map_err(|e| e.to_string())?;
+                println!(
+                    "{}",
+                    serde_json::json!({"status": answer.status, "duplicate": answer.duplicate})
+                );
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
@@ -160,10 +278,17 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let stop = tokio_util::sync::CancellationToken::new();
     let grace = std::time::Duration::from_secs(config.server.shutdown_grace_seconds);
 
+    use mimi_bridge::core::{Bridge, BridgeOptions};
     use mimi_bridge::protocol::{
-        client::MimiClient, directory::Directory, listener::MimiListener, routes,
-        service::MimiService, tls as mtls,
+        client::MimiClient,
+        directory::Directory,
+        listener::MimiListener,
+        routes,
+        service::{ConsentPolicy, MimiService},
+        tls as mtls,
     };
+    use mimi_bridge::server::WebhookInbound;
+    use mimi_bridge_webhook::{Verifier, WebhookConnector};
     let tls_parts = match &config.mimi.tls {
         None => {
             tracing::warn!("no [mimi.tls] section: the MIMI listener and client are off");
@@ -185,12 +310,47 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             ))
         }
     };
-    let service = Arc::new(MimiService::new(
-        provider.clone(),
-        store.clone(),
-        mls.clone(),
-        tls_parts.as_ref().map(|(_, _, c)| c.clone()),
-    ));
+    let consent_policy = match config.bridge.consent {
+        mimi_bridge::config::ConsentMode::Ask => ConsentPolicy::Ask,
+        mimi_bridge::config::ConsentMode::Grant => ConsentPolicy::Grant,
+    };
+    let service = Arc::new(
+        MimiService::new(
+            provider.clone(),
+            store.clone(),
+            mls.clone(),
+            tls_parts.as_ref().map(|(_, _, c)| c.clone()),
+        )
+        .with_consent_policy(consent_policy),
+    );
+    let (webhook, bridge_task) = match &config.webhook {
+        None => (None, None),
+        Some(w) => {
+            let secrets = w.parsed_secrets()?;
+            let connector = Arc::new(WebhookConnector::new(&w.url, secrets.clone())?);
+            let bridge = Bridge::new(
+                store.clone(),
+                mls.clone(),
+                service.clone(),
+                connector,
+                BridgeOptions {
+                    consent_wait: std::time::Duration::from_secs(
+                        config.bridge.consent_wait_seconds,
+                    ),
+                    max_delivery_attempts: i64::from(config.bridge.max_delivery_attempts),
+                },
+            );
+            let task = bridge.start(stop.clone()).await?;
+            tracing::info!(url = %w.url, "webhook connector: commands go to {}", w.url);
+            (
+                Some(WebhookInbound {
+                    verifier: Arc::new(Verifier::new(secrets)),
+                    bridge,
+                }),
+                Some(task),
+            )
+        }
+    };
     let delivery = service.clone().spawn_delivery(stop.clone());
     let mimi_task = match tls_parts {
         None => None,
@@ -220,6 +380,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         store: store.clone(),
         mls,
         service,
+        webhook,
     };
     let server = Server::bind(state).await?;
     let addr = server.local_addr()?;
@@ -234,6 +395,9 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         task.await??;
     }
     let _ = delivery.await;
+    if let Some(task) = bridge_task {
+        let _ = task.await;
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -23,6 +23,10 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub mimi: MimiConfig,
     pub mls: MlsConfig,
+    pub bridge: BridgeConfig,
+    /// The generic webhook connector; absent: no connector runs (the operator API can still
+    /// drive rooms).
+    pub webhook: Option<WebhookConfig>,
     pub log: LogConfig,
 }
 
@@ -132,6 +136,66 @@ impl Default for MlsConfig {
             state_key_file: PathBuf::from("data/state.key"),
             key_package_pool: 8,
         }
+    }
+}
+
+/// The bridge core.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BridgeConfig {
+    /// What happens when another provider asks one of this provider's users for consent to be
+    /// added to a room: `ask` records the request for the user to answer (operator API);
+    /// `grant` grants it at once and sets up the user's proxy client, for legacy providers
+    /// whose users can be added by anyone.
+    pub consent: ConsentMode,
+    /// Seconds an invitation of a remote user waits for their consent before it fails.
+    pub consent_wait_seconds: u64,
+    /// Delivery attempts of one command to the connector (backoff from 0.25 s doubling up to
+    /// 64 s) before it is dead-lettered.
+    pub max_delivery_attempts: u32,
+}
+
+impl Default for BridgeConfig {
+    fn default() -> Self {
+        BridgeConfig {
+            consent: ConsentMode::Ask,
+            consent_wait_seconds: 300,
+            max_delivery_attempts: 16,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConsentMode {
+    #[default]
+    Ask,
+    Grant,
+}
+
+/// The generic webhook connector: commands are POSTed to `url`, events are accepted at
+/// `POST /webhook/v1/events` on the HTTP listener, both signed per Standard Webhooks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// The provider's URL that receives commands (http or https).
+    pub url: String,
+    /// `whsec_...` secrets shared with the provider. Every one signs outbound calls and any one
+    /// verifies inbound calls, so a rotation lists the new secret next to the old one for a
+    /// while.
+    pub secrets: Vec<String>,
+}
+
+impl WebhookConfig {
+    pub fn parsed_secrets(&self) -> Result<Vec<mimi_bridge_webhook::WebhookSecret>, String> {
+        self.secrets
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                s.parse::<mimi_bridge_webhook::WebhookSecret>()
+                    .map_err(|e| format!("secret {i}: {e}"))
+            })
+            .collect()
     }
 }
 
@@ -284,6 +348,29 @@ impl Config {
                     self.mls.key_package_pool
                 ),
             ));
+        }
+        if self.bridge.max_delivery_attempts == 0 {
+            return Err(invalid(
+                "bridge.max_delivery_attempts",
+                "must be at least 1".into(),
+            ));
+        }
+        if let Some(webhook) = &self.webhook {
+            if !(webhook.url.starts_with("http://") || webhook.url.starts_with("https://")) {
+                return Err(invalid(
+                    "webhook.url",
+                    format!("`{}` is not an http(s) URL", webhook.url),
+                ));
+            }
+            if webhook.secrets.is_empty() {
+                return Err(invalid(
+                    "webhook.secrets",
+                    "must list at least one whsec_ secret".into(),
+                ));
+            }
+            webhook
+                .parsed_secrets()
+                .map_err(|e| invalid("webhook.secrets", e))?;
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.filter)
             .map_err(|e| invalid("log.filter", format!("is not a log filter: {e}")))?;

@@ -1,5 +1,231 @@
-//! The bridge core: between a connector's legacy events and MIMI rooms.
+//! The bridge core: between a connector's legacy events and MIMI rooms. It knows no network of
+//! its own; the connector ([`mimi_bridge_connector::Connector`]) and the MIMI service do the
+//! talking.
 //!
-//! - [`content`]: legacy message content ↔ MIMI content (CBOR), relations through the id map.
+//! - Legacy → MIMI ([`events`]): [`Bridge`] is the connector's [`EventSink`]. A submitted event
+//!   is stored (`legacy_events`) before `submit` answers; one worker then carries each legacy
+//!   room's events out in order, as MIMI operations through the proxy MLS clients, settling each
+//!   event in the transaction of its operation, so nothing is lost or done twice. A room waits
+//!   while one of its commits is with the hub, so membership changes and messages reach MIMI in
+//!   the order the legacy side made them.
+//! - MIMI → legacy ([`commands`]): decrypted messages and journalled room changes form each
+//!   room's inbound stream; the core turns it into [`BridgeCommand`]s in the durable outbox (one
+//!   ordered queue per room), and delivers them to the connector with retries under the same
+//!   command id, mapping ids both ways as the connector answers.
+//! - [`identity`]: legacy users ↔ MIMI users ↔ proxy clients, legacy rooms ↔ MIMI rooms.
+//! - [`content`]: legacy message content ↔ MIMI content.
 
+mod commands;
 pub mod content;
+mod events;
+pub mod identity;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mimi_bridge_connector::{
+    Accepted, BridgeCommand, Connector, ConnectorEvent, EventSink, SinkError, async_trait,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::mls::{MlsError, ProxyMls};
+use crate::protocol::service::{Attempt, LegacyOutbox, MimiService, ServiceError};
+use crate::store::outbox::OutboxRecord;
+use crate::store::{Store, StoreError, legacy_events};
+use crate::uri::ProviderId;
+
+/// What can go wrong in the core; none of it is the connector's fault.
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Mls(#[from] MlsError),
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+    #[error("stored {what} cannot be read: {reason}")]
+    Corrupt { what: &'static str, reason: String },
+}
+
+/// The core's settings.
+#[derive(Clone, Debug)]
+pub struct BridgeOptions {
+    /// How long an invitation of a remote user waits for their consent before it fails.
+    pub consent_wait: Duration,
+    /// Delivery attempts of one command before it is dead-lettered.
+    pub max_delivery_attempts: i64,
+}
+
+impl Default for BridgeOptions {
+    fn default() -> Self {
+        BridgeOptions {
+            consent_wait: Duration::from_secs(300),
+            max_delivery_attempts: 16,
+        }
+    }
+}
+
+/// The bridge core of one daemon and its one connector.
+pub struct Bridge {
+    provider: ProviderId,
+    store: Store,
+    mls: Arc<ProxyMls>,
+    service: Arc<MimiService>,
+    connector: Arc<dyn Connector>,
+    options: BridgeOptions,
+    wake: tokio::sync::Notify,
+    /// Legacy rooms whose head event waits (consent, a commit with the hub) until then.
+    waiting: Mutex<HashMap<String, Instant>>,
+}
+
+impl Bridge {
+    pub fn new(
+        store: Store,
+        mls: Arc<ProxyMls>,
+        service: Arc<MimiService>,
+        connector: Arc<dyn Connector>,
+        options: BridgeOptions,
+    ) -> Arc<Bridge> {
+        let bridge = Arc::new(Bridge {
+            provider: service.domain.clone(),
+            store,
+            mls,
+            service: service.clone(),
+            connector,
+            options,
+            wake: tokio::sync::Notify::new(),
+            waiting: Mutex::new(HashMap::new()),
+        });
+        service.set_legacy_outbox(bridge.clone());
+        bridge
+    }
+
+    pub fn connector(&self) -> &Arc<dyn Connector> {
+        &self.connector
+    }
+
+    /// Starts the connector (with this core as its sink) and the core's worker, which runs
+    /// until `stop`; then stops the connector.
+    pub async fn start(
+        self: &Arc<Self>,
+        stop: CancellationToken,
+    ) -> Result<tokio::task::JoinHandle<()>, mimi_bridge_connector::ConnectorError> {
+        self.connector.start(self.clone()).await?;
+        tracing::info!(
+            connector = self.connector.name(),
+            version = self.connector.version(),
+            "connector started"
+        );
+        let me = self.clone();
+        Ok(tokio::spawn(async move {
+            loop {
+                let progressed = match me.run_once().await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "bridge core step failed");
+                        false
+                    }
+                };
+                if progressed {
+                    continue;
+                }
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = me.wake.notified() => {}
+                    // The inbound stream is written by the MIMI side; look at it often.
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+            }
+            if let Err(e) = me.connector.stop().await {
+                tracing::warn!(error = %e, "connector stop failed");
+            }
+        }))
+    }
+
+    /// One pass: carries out due legacy events, turns new inbound entries into commands.
+    /// Returns whether anything moved.
+    pub async fn run_once(&self) -> Result<bool, BridgeError> {
+        let events = self.process_events().await?;
+        let commands = self.translate_inbound().await?;
+        if commands {
+            self.service.wake();
+        }
+        Ok(events || commands)
+    }
+
+    fn wait_room(&self, legacy_room: &str, pause: Duration) {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        waiting.insert(legacy_room.to_owned(), Instant::now() + pause);
+    }
+
+    fn room_waits(&self, legacy_room: &str) -> bool {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        match waiting.get(legacy_room) {
+            Some(until) if *until > Instant::now() => true,
+            Some(_) => {
+                waiting.remove(legacy_room);
+                false
+            }
+            None => false,
+        }
+    }
+}
+
+#[async_trait]
+impl EventSink for Bridge {
+    async fn submit(&self, event: ConnectorEvent) -> Result<Accepted, SinkError> {
+        event.validate()?;
+        let body = serde_json::to_string(&event).map_err(|e| SinkError::invalid(e.to_string()))?;
+        let new = legacy_events::accept(
+            self.store.pool(),
+            event.event_id.as_str(),
+            event.room_id.as_str(),
+            &body,
+        )
+        .await
+        .map_err(unavailable)?;
+        if new {
+            self.wake.notify_one();
+            return Ok(Accepted::NEW);
+        }
+        let earlier = legacy_events::get(self.store.pool(), event.event_id.as_str())
+            .await
+            .map_err(unavailable)?;
+        match earlier {
+            Some(e) if e.body != body => Err(SinkError::invalid(format!(
+                "event id `{}` was used before for a different event",
+                event.event_id
+            ))),
+            _ => Ok(Accepted::DUPLICATE),
+        }
+    }
+}
+
+#[async_trait]
+impl LegacyOutbox for Bridge {
+    async fn deliver(&self, item: &OutboxRecord) -> Attempt {
+        match self.deliver_command(item).await {
+            Ok(attempt) => attempt,
+            Err(e) => {
+                tracing::warn!(id = %item.id, error = %e, "command delivery failed");
+                Attempt::Retry(None)
+            }
+        }
+    }
+}
+
+fn unavailable(e: StoreError) -> SinkError {
+    SinkError::Unavailable {
+        reason: e.to_string(),
+        retry_after: Some(Duration::from_secs(1)),
+    }
+}
+
+/// Serialises a command for the outbox.
+fn command_body(command: &BridgeCommand) -> Result<Vec<u8>, BridgeError> {
+    serde_json::to_vec(command).map_err(|e| BridgeError::Corrupt {
+        what: "command",
+        reason: e.to_string(),
+    })
+}

@@ -553,7 +553,7 @@ impl ProxyMls {
         creator: &ClientUri,
         creator_role: u32,
     ) -> Result<RoomState, MlsError> {
-        self.create_room_inner(room, creator, creator_role, None)
+        self.create_room_inner(room, creator, creator_role, None, None)
             .await
     }
 
@@ -563,9 +563,10 @@ impl ProxyMls {
         room: &RoomUri,
         creator: &ClientUri,
         creator_role: u32,
+        name: Option<&str>,
         settlement: Settlement,
     ) -> Result<RoomState, MlsError> {
-        self.create_room_inner(room, creator, creator_role, Some(settlement))
+        self.create_room_inner(room, creator, creator_role, name, Some(settlement))
             .await
     }
 
@@ -574,6 +575,7 @@ impl ProxyMls {
         room: &RoomUri,
         creator: &ClientUri,
         creator_role: u32,
+        name: Option<&str>,
         settlement: Option<Settlement>,
     ) -> Result<RoomState, MlsError> {
         let hub = self.server_sender().await?;
@@ -583,13 +585,17 @@ impl ProxyMls {
             return Err(MlsError::RoomExists(room.to_string()));
         }
         let identity = clients::load(&mut tx, &self.key, creator).await?;
-        let state = RoomState::new_room(
+        let mut state = RoomState::new_room(
             room.clone(),
             Member::new(creator.clone(), identity.user.clone()),
             creator_role,
             default_roles(),
             BaseRoomPolicy::default(),
         );
+        if let Some(name) = name {
+            state.metadata.room_name = crate::room::wire::Utf8String::new(name);
+            state.metadata.room_uri = crate::room::wire::Uri::new(room.as_str());
+        }
         let wire_dict = state
             .to_app_data(&self.cp)
             .map_err(|e| MlsError::InvalidRoomState {
@@ -1175,6 +1181,15 @@ impl ProxyMls {
             )));
         }
         let removes = m.group.pending_commit().is_some_and(removes_members);
+        let leaving = match m.group.pending_commit() {
+            Some(staged) if removes => leavers(&room_sync::commit_effects(
+                &m.group,
+                &RoomSender::Member(committer.clone()),
+                staged,
+                &self.cp,
+            )?),
+            _ => Vec::new(),
+        };
         m.group
             .merge_pending_commit(m.ws.provider())
             .during("merge commit")?;
@@ -1230,6 +1245,7 @@ impl ProxyMls {
         let origin = ChangeOrigin {
             committer: Some(committer.to_string()),
             legacy_event: pending.legacy_event,
+            leavers: leaving,
         };
         self.record_room_state(&mut tx, room, rg.epoch, &state, &origin)
             .await?;
@@ -1314,7 +1330,7 @@ impl ProxyMls {
             Some(record) => Some(self.decode_room_state(room, &record)?),
             None => None,
         };
-        let mut change = RoomChange::between(before.as_ref(), state);
+        let mut change = RoomChange::between(before.as_ref(), state).with_leavers(&origin.leavers);
         if !change.is_empty() {
             change.committer = origin.committer.clone();
             change.legacy_event = origin.legacy_event;
@@ -1593,7 +1609,7 @@ impl ProxyMls {
                 room_groups::set_reader(&mut *tx, room.as_str(), Some(client.as_str())).await?;
                 let origin = ChangeOrigin {
                     committer: Some(client.to_string()),
-                    legacy_event: None,
+                    ..Default::default()
                 };
                 self.record_room_state(&mut tx, room, rg.epoch, &state, &origin)
                     .await?;
@@ -1879,6 +1895,7 @@ impl ProxyMls {
                 RoomSender::Server(provider) => Some(provider.to_string()),
             },
             legacy_event: None,
+            leavers: leavers(&handshake),
         };
         self.record_room_state(&mut *tx, room, rg.epoch, &new_state, &origin)
             .await?;
@@ -2103,6 +2120,22 @@ pub enum CommitOp {
 struct ChangeOrigin {
     committer: Option<String>,
     legacy_event: Option<i64>,
+    /// Users whose own proposals (SelfRemove) the commit carries.
+    leavers: Vec<String>,
+}
+
+/// The users who remove themselves in a handshake.
+fn leavers(handshake: &Handshake) -> Vec<String> {
+    handshake
+        .effects()
+        .iter()
+        .filter(|p| matches!(p.change, Change::SelfRemove))
+        .filter_map(|p| match &p.sender {
+            RoomSender::Member(client) | RoomSender::NewMember { client, .. } => client.user_hint(),
+            RoomSender::Server(_) => None,
+        })
+        .map(|u| u.to_string())
+        .collect()
 }
 
 /// Settles the legacy event an operation carries out, in the operation's transaction. An event

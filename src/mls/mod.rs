@@ -20,3 +20,13 @@ pub use engine::{
 };
 pub use error::MlsError;
 pub use sealing::StateKey;
+
+/// The device name of the one proxy client the bridge runs for each legacy user.
+pub const PROXY_DEVICE: &str = "bridge";
+
+/// The proxy client the bridge runs for a legacy user: `mimi://DOMAIN/d/USER/bridge`.
+pub fn proxy_client_of(
+    user: &crate::uri::UserUri,
+) -> Result<crate::uri::ClientUri, crate::uri::UriError> {
+    crate::uri::ClientUri::for_user(user, PROXY_DEVICE)
+}

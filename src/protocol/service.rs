@@ -51,6 +51,29 @@ pub enum ServiceError {
     Client(#[from] ClientError),
 }
 
+/// The outbox kind of commands for the legacy side; the bridge core delivers them.
+pub const LEGACY_KIND: &str = "connector";
+
+/// Delivers outbox items of kind [`LEGACY_KIND`]: the bridge core's commands to its connector.
+/// The protocol layer only schedules them (in order per room, with backoff) and knows nothing
+/// of what they say.
+#[mimi_bridge_connector::async_trait]
+pub trait LegacyOutbox: Send + Sync {
+    /// One attempt; [`Attempt::DeadLettered`] after dead-lettering the item itself.
+    async fn deliver(&self, item: &outbox::OutboxRecord) -> Attempt;
+}
+
+/// What this provider does when a peer asks one of its users for consent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ConsentPolicy {
+    /// Record the request; the user (or operator) answers later.
+    #[default]
+    Ask,
+    /// Grant it at once, provisioning the user's proxy client if it has none yet: the legacy
+    /// provider has no consent step of its own and lets its users be added by anyone.
+    Grant,
+}
+
 /// The hub, follower and delivery logic of one daemon.
 pub struct MimiService {
     pub domain: ProviderId,
@@ -58,6 +81,8 @@ pub struct MimiService {
     pub mls: Arc<ProxyMls>,
     pub client: Option<Arc<MimiClient>>,
     wake: tokio::sync::Notify,
+    legacy: std::sync::OnceLock<Arc<dyn LegacyOutbox>>,
+    consent_policy: ConsentPolicy,
 }
 
 fn malformed(what: &'static str) -> impl FnOnce(String) -> ServiceError {
@@ -77,6 +102,21 @@ impl MimiService {
             mls,
             client,
             wake: tokio::sync::Notify::new(),
+            legacy: std::sync::OnceLock::new(),
+            consent_policy: ConsentPolicy::Ask,
+        }
+    }
+
+    /// Sets what happens when a peer asks one of our users for consent.
+    pub fn with_consent_policy(mut self, policy: ConsentPolicy) -> MimiService {
+        self.consent_policy = policy;
+        self
+    }
+
+    /// Registers the deliverer of legacy-side commands (once, at start).
+    pub fn set_legacy_outbox(&self, legacy: Arc<dyn LegacyOutbox>) {
+        if self.legacy.set(legacy).is_err() {
+            tracing::warn!("a legacy outbox was registered twice; the first one stays");
         }
     }
 
@@ -670,11 +710,35 @@ impl MimiService {
                 peer.domain()
             )));
         }
-        if target.provider() != &self.domain
-            || proxy_clients::for_user(self.store.pool(), target.as_str())
-                .await?
-                .is_empty()
-        {
+        if target.provider() != &self.domain {
+            return Err(ServiceError::UnknownUser(target.to_string()));
+        }
+        let known = !proxy_clients::for_user(self.store.pool(), target.as_str())
+            .await?
+            .is_empty();
+        if self.consent_policy == ConsentPolicy::Grant && entry.consent == wire::Consent::Request {
+            if !known {
+                let client = crate::mls::proxy_client_of(&target)
+                    .map_err(|e| malformed("target")(e.to_string()))?;
+                self.mls.create_client(&client).await?;
+            }
+            let room = room
+                .as_deref()
+                .map(|r| r.parse::<RoomUri>())
+                .transpose()
+                .map_err(|e| malformed("room")(e.to_string()))?;
+            return self
+                .send_consent(
+                    wire::Consent::Grant {
+                        client_key_packages: vec![],
+                    },
+                    &requester,
+                    &target,
+                    room.as_ref(),
+                )
+                .await;
+        }
+        if !known {
             return Err(ServiceError::UnknownUser(target.to_string()));
         }
         let state = match entry.consent {
@@ -1359,6 +1423,13 @@ impl MimiService {
     }
 
     async fn try_deliver(&self, item: &outbox::OutboxRecord) -> Result<Attempt, ServiceError> {
+        if item.kind == LEGACY_KIND {
+            return Ok(match self.legacy.get() {
+                Some(legacy) => legacy.deliver(item).await,
+                // No connector yet (still starting): keep the commands for it.
+                None => Attempt::Retry(Some(Duration::from_secs(1))),
+            });
+        }
         if item.kind == "consent" {
             let entry: wire::ConsentEntry = wire::decode_exact(&item.body)
                 .map_err(|e| malformed("queued consent")(e.to_string()))?;
@@ -1699,7 +1770,8 @@ enum Joiners {
 }
 
 /// The outcome of one delivery attempt.
-enum Attempt {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attempt {
     Delivered,
     /// Try again after the given time (the peer's Retry-After), or with backoff.
     Retry(Option<Duration>),

@@ -28,6 +28,9 @@ pub struct RoomChange {
     pub added: Vec<RoleEntry>,
     #[serde(default)]
     pub removed: Vec<String>,
+    /// Users who left by themselves (their own proposals removed them); not in `removed`.
+    #[serde(default)]
+    pub left: Vec<String>,
     #[serde(default)]
     pub banned: Vec<String>,
     /// Role changes other than bans.
@@ -108,11 +111,20 @@ impl RoomChange {
         change
     }
 
+    /// Moves the removed users who sent their own removal (`leavers`) to `left`.
+    pub fn with_leavers(mut self, leavers: &[String]) -> RoomChange {
+        let (left, removed) = self.removed.into_iter().partition(|u| leavers.contains(u));
+        self.left = left;
+        self.removed = removed;
+        self
+    }
+
     /// Whether there is anything to show.
     pub fn is_empty(&self) -> bool {
         !self.joined
             && self.added.is_empty()
             && self.removed.is_empty()
+            && self.left.is_empty()
             && self.banned.is_empty()
             && self.roles.is_empty()
             && self.name.is_none()

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::{ApiError, AppState};
 use crate::mls::UserAddition;
 use crate::room::state::RoomState;
-use crate::store::inbound_messages;
+use crate::store::{inbound_messages, outbox};
 use crate::uri::{ClientUri, RoomUri, UserUri};
 
 pub fn routes() -> Router<AppState> {
@@ -31,6 +31,11 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/admin/v1/rooms/{room}/messages",
             post(send_message).get(messages),
+        )
+        .route("/admin/v1/outbox/dead-letters", get(dead_letters))
+        .route(
+            "/admin/v1/outbox/dead-letters/{id}/resend",
+            post(resend_dead_letter),
         )
 }
 
@@ -534,5 +539,80 @@ async fn join_device(
     Ok((
         StatusCode::ACCEPTED,
         Json(serde_json::json!({ "joined": client })),
+    ))
+}
+
+#[derive(Serialize)]
+struct DeadLetterView {
+    id: String,
+    room: Option<String>,
+    destination: String,
+    kind: String,
+    attempts: i64,
+    dead_lettered_at_ms: i64,
+    /// The command (JSON) for the connector's items, base64 of the bytes otherwise.
+    body: serde_json::Value,
+}
+
+fn store_unavailable(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "store_unavailable",
+        e.to_string(),
+    )
+}
+
+/// Outgoing calls given up on (commands the connector refused for good or kept failing, MIMI
+/// calls a peer refused), oldest first.
+async fn dead_letters(
+    _: Operator,
+    State(s): State<AppState>,
+) -> Result<Json<Vec<DeadLetterView>>, ApiError> {
+    use base64::Engine as _;
+    let items = outbox::all_dead_letters(s.store.pool())
+        .await
+        .map_err(store_unavailable)?;
+    Ok(Json(
+        items
+            .into_iter()
+            .map(|(item, at)| DeadLetterView {
+                body: if item.kind == crate::protocol::service::LEGACY_KIND {
+                    serde_json::from_slice(&item.body).unwrap_or(serde_json::Value::Null)
+                } else {
+                    serde_json::Value::String(
+                        base64::engine::general_purpose::STANDARD.encode(&item.body),
+                    )
+                },
+                id: item.id,
+                room: item.room_id,
+                destination: item.destination,
+                kind: item.kind,
+                attempts: item.attempts,
+                dead_lettered_at_ms: at,
+            })
+            .collect(),
+    ))
+}
+
+/// Puts a dead letter back in its queue (same id: the receiver can still drop a duplicate).
+async fn resend_dead_letter(
+    _: Operator,
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    if !outbox::resend(s.store.pool(), &id)
+        .await
+        .map_err(store_unavailable)?
+    {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no dead letter `{id}`"),
+        ));
+    }
+    s.service.wake();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "resent": id })),
     ))
 }

@@ -3,6 +3,7 @@
 mod admin;
 mod error;
 mod health;
+mod webhook;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use crate::mls::ProxyMls;
 use crate::store::Store;
 
 pub use error::{ApiError, not_found};
+pub use webhook::OPENAPI;
 
 /// Everything a handler may use, shared by all of them.
 #[derive(Clone)]
@@ -25,12 +27,23 @@ pub struct AppState {
     pub store: Store,
     pub mls: Arc<ProxyMls>,
     pub service: Arc<crate::protocol::service::MimiService>,
+    /// The webhook connector's inbound side, when it is configured.
+    pub webhook: Option<WebhookInbound>,
+}
+
+/// What the webhook connector's inbound API needs: the secrets' verifier and the core.
+#[derive(Clone)]
+pub struct WebhookInbound {
+    pub verifier: Arc<mimi_bridge_webhook::Verifier>,
+    pub bridge: Arc<crate::core::Bridge>,
 }
 
 /// The daemon's routes.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health::health))
+        .route("/webhook/v1/events", axum::routing::post(webhook::events))
+        .route("/webhook/v1/openapi.json", get(webhook::openapi))
         .merge(admin::routes())
         .fallback(error::not_found)
         .with_state(state)

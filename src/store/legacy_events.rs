@@ -48,6 +48,7 @@ pub struct LegacyEventRecord {
     pub body: String,
     pub state: EventState,
     pub error: Option<String>,
+    pub created_at_ms: i64,
 }
 
 /// Stores a submitted event; false when an event with this id was accepted before.
@@ -78,10 +79,11 @@ fn from_row(row: sqlx::any::AnyRow) -> Result<LegacyEventRecord, StoreError> {
         body: row.try_get("body")?,
         state: EventState::parse(&row.try_get::<String, _>("state")?)?,
         error: row.try_get("error")?,
+        created_at_ms: row.try_get("created_at_ms")?,
     })
 }
 
-const COLUMNS: &str = "seq, event_id, legacy_room_id, body, state, error";
+const COLUMNS: &str = "seq, event_id, legacy_room_id, body, state, error, created_at_ms";
 
 /// The head of each legacy room's queue (its oldest pending event), oldest rooms first.
 pub async fn heads<'e>(
@@ -171,6 +173,8 @@ pub struct Settlement {
     pub message_map: Option<(String, String, String)>,
     /// A reaction sent: (room, its MIMI id, target MIMI id, sender, key) for `mimi_reactions`.
     pub reaction: Option<(String, String, String, String, String)>,
+    /// A room created: (legacy room id, MIMI room) for `portals`.
+    pub portal: Option<(String, String)>,
 }
 
 impl Settlement {
@@ -188,6 +192,9 @@ impl Settlement {
         }
         if let Some((room, legacy, mimi)) = &self.message_map {
             super::message_map::insert(&mut *conn, room, legacy, mimi).await?;
+        }
+        if let Some((legacy, room)) = &self.portal {
+            super::portals::link(&mut *conn, legacy, room).await?;
         }
         if let Some((room, id, target, sender, key)) = &self.reaction {
             super::mimi_reactions::insert(&mut *conn, room, id, target, sender, key).await?;

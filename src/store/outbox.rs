@@ -216,6 +216,25 @@ pub async fn dead_letters<'e>(
         .map_err(StoreError::from)
 }
 
+/// Every dead-lettered item with the time it was given up on, oldest first.
+pub async fn all_dead_letters<'e>(
+    db: impl AnyExecutor<'e>,
+) -> Result<Vec<(OutboxRecord, i64)>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, room_id, destination, kind, sender, body, attempts, dead_lettered_at_ms FROM outbox \
+         WHERE delivered_at_ms IS NULL AND dead_lettered_at_ms IS NOT NULL ORDER BY seq",
+    )
+    .fetch_all(db)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            let at: i64 = row.try_get("dead_lettered_at_ms")?;
+            Ok((record(row)?, at))
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(StoreError::from)
+}
+
 /// Puts a dead-lettered item back in its queue, with the same id, to be tried again now.
 pub async fn resend<'e>(db: impl AnyExecutor<'e>, id: &str) -> Result<bool, StoreError> {
     let result = sqlx::query(

@@ -1,0 +1,584 @@
+//! Legacy → MIMI: each legacy room's pending events, in order, carried out as MIMI operations.
+
+use std::time::Duration;
+
+use mimi_bridge_connector::{
+    BridgeCommand, CommandKind, ConnectorEvent, EventKind, MimiRoom, MimiRoomRef, UserRef,
+};
+
+use super::content as translate;
+use super::{Bridge, BridgeError, command_body};
+use crate::content::{MessageId, MimiContent};
+use crate::mls::{CommitOp, MlsError, UserAddition};
+use crate::protocol::service::{LEGACY_KIND, ServiceError};
+use crate::protocol::wire::Consent;
+use crate::store::consents::{self, ConsentState};
+use crate::store::legacy_events::{self, EventState, LegacyEventRecord, Settlement};
+use crate::store::{StoreError, message_map, mimi_reactions, now_ms, outbox, pending_commits};
+use crate::uri::{ClientUri, RoomUri, UserUri};
+
+/// The role of a room's creator (admin) and of users added to it (ordinary member), as in the
+/// default roles of the room policy draft.
+const CREATOR_ROLE: u32 = 3;
+const MEMBER_ROLE: u32 = 2;
+
+/// What became of an event.
+#[derive(Debug)]
+enum Outcome {
+    /// Carried out and settled in the transaction of its MIMI operation.
+    Settled,
+    /// Nothing to do in MIMI (already so, or not carried by MIMI): settled as done.
+    Nothing,
+    /// Cannot be carried out: settled as failed, and the connector is told why.
+    Failed(String),
+    /// Not yet: a commit of the room is with the hub, or consent is awaited.
+    Later(Duration),
+}
+
+fn failed(e: impl std::fmt::Display) -> Outcome {
+    Outcome::Failed(e.to_string())
+}
+
+/// MLS errors that a later attempt may not meet; the others mean the event cannot be carried.
+fn mls_outcome(e: MlsError) -> Result<Outcome, BridgeError> {
+    match e {
+        MlsError::Store(_) | MlsError::Database(_) | MlsError::Injected(_) => Err(e.into()),
+        other => Ok(failed(other)),
+    }
+}
+
+impl Bridge {
+    /// Carries out the head event of every room that is not waiting. Returns whether any
+    /// event was settled.
+    pub(super) async fn process_events(&self) -> Result<bool, BridgeError> {
+        let heads = legacy_events::heads(self.store.pool(), 256).await?;
+        let mut progressed = false;
+        for head in heads {
+            if self.room_waits(&head.legacy_room_id) {
+                continue;
+            }
+            let outcome = match self.carry_out(&head).await {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    tracing::warn!(event = %head.event_id, error = %e, "legacy event: will retry");
+                    Outcome::Later(Duration::from_secs(1))
+                }
+            };
+            tracing::debug!(event = %head.event_id, ?outcome, "legacy event");
+            match outcome {
+                Outcome::Settled => progressed = true,
+                Outcome::Nothing => {
+                    legacy_events::settle(self.store.pool(), head.seq, EventState::Done, None)
+                        .await?;
+                    progressed = true;
+                }
+                Outcome::Failed(reason) => {
+                    tracing::info!(event = %head.event_id, %reason, "legacy event not carried into MIMI");
+                    self.fail_event(&head, &reason).await?;
+                    progressed = true;
+                }
+                Outcome::Later(pause) => self.wait_room(&head.legacy_room_id, pause),
+            }
+        }
+        Ok(progressed)
+    }
+
+    /// Settles an event as failed and queues the `event_failed` command, in one transaction.
+    async fn fail_event(&self, head: &LegacyEventRecord, reason: &str) -> Result<(), BridgeError> {
+        let room = self.portal(&head.legacy_room_id).await?;
+        let event: Option<ConnectorEvent> = serde_json::from_str(&head.body).ok();
+        let sender = event
+            .as_ref()
+            .and_then(|e| self.local_user(e.sender.as_str()).ok())
+            .map(|u| self.command_user(u.as_str()))
+            .unwrap_or_else(|| self.command_user(&format!("mimi://{}", self.provider.domain())));
+        let command = BridgeCommand {
+            kind: CommandKind::EventFailed {
+                event_id: head.event_id.clone().into(),
+                reason: reason.to_owned(),
+            },
+            command_id: format!("failed-{}", head.seq).into(),
+            room: MimiRoom {
+                uri: MimiRoomRef::new(room.as_ref().map(|r| r.to_string()).unwrap_or_default()),
+                legacy_id: Some(head.legacy_room_id.clone().into()),
+            },
+            sender,
+            hub_timestamp_ms: now_ms() as u64,
+        };
+        let mut tx = self.store.begin().await?;
+        if legacy_events::settle(&mut *tx, head.seq, EventState::Failed, Some(reason)).await? {
+            self.queue_command(&mut tx, room.as_ref(), &head.legacy_room_id, &command)
+                .await?;
+        }
+        tx.commit().await.map_err(StoreError::from)?;
+        self.service.wake();
+        Ok(())
+    }
+
+    /// Queues a command for the connector in the room's ordered queue.
+    pub(super) async fn queue_command(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        room: Option<&RoomUri>,
+        legacy_room: &str,
+        command: &BridgeCommand,
+    ) -> Result<(), BridgeError> {
+        outbox::enqueue(
+            &mut *tx,
+            &outbox::OutboxRecord {
+                id: command.command_id.to_string(),
+                room_id: Some(
+                    room.map(|r| r.to_string())
+                        .unwrap_or_else(|| format!("legacy:{legacy_room}")),
+                ),
+                destination: LEGACY_KIND.into(),
+                kind: LEGACY_KIND.into(),
+                sender: None,
+                body: command_body(command)?,
+                attempts: 0,
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn carry_out(&self, head: &LegacyEventRecord) -> Result<Outcome, BridgeError> {
+        let event: ConnectorEvent = match serde_json::from_str(&head.body) {
+            Ok(e) => e,
+            Err(e) => return Ok(failed(format!("the stored event cannot be read: {e}"))),
+        };
+        let seq = head.seq;
+        if let EventKind::RoomCreated { name } = &event.kind {
+            return self.create_room(&event, name.as_deref(), seq).await;
+        }
+        let Some(room) = self.portal(event.room_id.as_str()).await? else {
+            return Ok(failed(format!(
+                "legacy room `{}` is not bridged to a MIMI room",
+                event.room_id
+            )));
+        };
+        // MIMI order: what follows a membership change must not overtake it at the hub.
+        if pending_commits::any_in_room(self.store.pool(), room.as_str()).await? {
+            return Ok(Outcome::Later(Duration::from_millis(50)));
+        }
+        let (user, client) = match self.puppet(event.sender.as_str()).await {
+            Ok(p) => p,
+            Err(BridgeError::Corrupt { reason, .. }) => return Ok(failed(reason)),
+            Err(e) => return Err(e),
+        };
+        let sender = Sender { user, client };
+        match &event.kind {
+            EventKind::RoomCreated { .. } => unreachable!("handled above"),
+            EventKind::UserInvited { target } | EventKind::UserAdded { target } => {
+                self.add_user(&room, &sender, target, head).await
+            }
+            EventKind::UserJoined => self.join(&room, &sender, seq).await,
+            EventKind::UserLeft => self.leave(&room, &sender, seq).await,
+            EventKind::UserRemoved { target, .. } => {
+                self.remove(&room, &sender, target, false, seq).await
+            }
+            EventKind::UserBanned { target, .. } => {
+                self.remove(&room, &sender, target, true, seq).await
+            }
+            EventKind::RoomRenamed { name } => {
+                self.commit(&room, &sender, CommitOp::Rename(name.clone()), seq)
+                    .await
+            }
+            EventKind::Message {
+                message_id,
+                content,
+                reply_to,
+                expires,
+            } => {
+                let reply = match reply_to {
+                    Some(id) => match self.mimi_id(&room, id.as_str()).await? {
+                        Some(mimi) => Some(mimi),
+                        None => {
+                            return Ok(failed(format!(
+                                "reply_to names message `{id}`, which is not bridged"
+                            )));
+                        }
+                    },
+                    None => None,
+                };
+                let mimi = match translate::message(salt(), content, reply, expires.as_ref()) {
+                    Ok(m) => m,
+                    Err(e) => return Ok(failed(e)),
+                };
+                self.send(&room, &sender, mimi, seq, |id, s| Settlement {
+                    message_map: Some((room.to_string(), message_id.to_string(), id)),
+                    ..s
+                })
+                .await
+            }
+            EventKind::Edit {
+                message_id,
+                content,
+            } => {
+                let Some(original) = self.mimi_id(&room, message_id.as_str()).await? else {
+                    return Ok(unknown_message(message_id.as_str()));
+                };
+                match translate::edit(salt(), original, content) {
+                    Ok(mimi) => self.send(&room, &sender, mimi, seq, |_, s| s).await,
+                    Err(e) => Ok(failed(e)),
+                }
+            }
+            EventKind::Delete { message_id } => {
+                let Some(original) = self.mimi_id(&room, message_id.as_str()).await? else {
+                    return Ok(unknown_message(message_id.as_str()));
+                };
+                let mimi = translate::delete(salt(), original);
+                self.send(&room, &sender, mimi, seq, |_, s| s).await
+            }
+            EventKind::Reaction {
+                message_id,
+                key,
+                reaction_id,
+            } => {
+                let Some(target) = self.mimi_id(&room, message_id.as_str()).await? else {
+                    return Ok(unknown_message(message_id.as_str()));
+                };
+                let mimi = translate::reaction(salt(), target, key);
+                let user = sender.user.to_string();
+                self.send(&room, &sender, mimi, seq, |id, s| Settlement {
+                    message_map: reaction_id
+                        .as_ref()
+                        .map(|r| (room.to_string(), r.to_string(), id.clone())),
+                    reaction: Some((
+                        room.to_string(),
+                        id,
+                        hex::encode(target.0),
+                        user,
+                        key.clone(),
+                    )),
+                    ..s
+                })
+                .await
+            }
+            EventKind::ReactionRemoved { message_id, key } => {
+                let Some(target) = self.mimi_id(&room, message_id.as_str()).await? else {
+                    return Ok(unknown_message(message_id.as_str()));
+                };
+                let Some(reaction) = mimi_reactions::find(
+                    self.store.pool(),
+                    room.as_str(),
+                    &hex::encode(target.0),
+                    sender.user.as_str(),
+                    key,
+                )
+                .await?
+                else {
+                    return Ok(failed(format!(
+                        "{} has no reaction `{key}` to message `{message_id}`",
+                        event.sender
+                    )));
+                };
+                let reaction = parse_id(&reaction.mimi_message_id)?;
+                let mimi = translate::unreaction(salt(), reaction, target);
+                self.send(&room, &sender, mimi, seq, |_, s| s).await
+            }
+            // MIMI content has no typing notifications or read receipts (yet): nothing to carry.
+            EventKind::Typing { .. } | EventKind::ReadReceipt { .. } => Ok(Outcome::Nothing),
+        }
+    }
+
+    async fn create_room(
+        &self,
+        event: &ConnectorEvent,
+        name: Option<&str>,
+        seq: i64,
+    ) -> Result<Outcome, BridgeError> {
+        if self.portal(event.room_id.as_str()).await?.is_some() {
+            return Ok(Outcome::Nothing);
+        }
+        let room = match self.local_room(event.room_id.as_str()) {
+            Ok(r) => r,
+            Err(e) => return Ok(failed(e)),
+        };
+        let (_, client) = match self.puppet(event.sender.as_str()).await {
+            Ok(p) => p,
+            Err(BridgeError::Corrupt { reason, .. }) => return Ok(failed(reason)),
+            Err(e) => return Err(e),
+        };
+        let settlement = Settlement {
+            portal: Some((event.room_id.to_string(), room.to_string())),
+            ..Settlement::new(seq)
+        };
+        match self
+            .mls
+            .create_room_for_event(&room, &client, CREATOR_ROLE, name, settlement)
+            .await
+        {
+            Ok(_) => Ok(Outcome::Settled),
+            Err(MlsError::RoomExists(_)) => Ok(failed(format!(
+                "{room} exists already and is bridged to another legacy room"
+            ))),
+            Err(e) => mls_outcome(e),
+        }
+    }
+
+    async fn add_user(
+        &self,
+        room: &RoomUri,
+        sender: &Sender,
+        target: &UserRef,
+        head: &LegacyEventRecord,
+    ) -> Result<Outcome, BridgeError> {
+        let target = match self.target_user(target) {
+            Ok(t) => t,
+            Err(reason) => return Ok(failed(reason)),
+        };
+        let state = self.mls.room_state(room).await?;
+        if state.participants.contains(&target) {
+            return Ok(Outcome::Nothing);
+        }
+        if self.is_local(&target) {
+            // A legacy user of ours: make sure the bridge runs a client for them.
+            self.puppet(target.local()).await?;
+        }
+        let key_packages = match self
+            .service
+            .fetch_key_material(&sender.client, &target, room)
+            .await
+        {
+            Ok(kps) => kps,
+            Err(ServiceError::Store(e)) => return Err(e.into()),
+            Err(e) if self.is_local(&target) => return Ok(failed(e)),
+            Err(e) => return self.await_consent(room, sender, &target, head, e).await,
+        };
+        let additions = vec![UserAddition {
+            user: target,
+            role: MEMBER_ROLE,
+            key_packages,
+        }];
+        self.commit(room, sender, CommitOp::AddUsers(additions), head.seq)
+            .await
+    }
+
+    /// A remote user's provider gave no key material: ask for consent once, and wait for it
+    /// (the add is retried) until the configured time is up.
+    async fn await_consent(
+        &self,
+        room: &RoomUri,
+        sender: &Sender,
+        target: &UserUri,
+        head: &LegacyEventRecord,
+        error: ServiceError,
+    ) -> Result<Outcome, BridgeError> {
+        let waited = Duration::from_millis((now_ms() - head.created_at_ms).max(0) as u64);
+        if waited > self.options.consent_wait {
+            return Ok(failed(format!(
+                "{target} could not be added within {} s: {error}",
+                self.options.consent_wait.as_secs()
+            )));
+        }
+        let state = consents::effective(
+            self.store.pool(),
+            sender.user.as_str(),
+            target.as_str(),
+            room.as_str(),
+        )
+        .await?;
+        match state {
+            None | Some(ConsentState::Cancelled) => {
+                tracing::info!(%room, %target, "asking for consent");
+                self.service
+                    .send_consent(Consent::Request, &sender.user, target, Some(room))
+                    .await?;
+            }
+            Some(ConsentState::Revoked) => {
+                return Ok(failed(format!("{target} does not consent to be added")));
+            }
+            Some(ConsentState::Requested) | Some(ConsentState::Granted) => {
+                tracing::debug!(%room, %target, %error, "waiting for key material");
+            }
+        }
+        Ok(Outcome::Later(Duration::from_millis(500)))
+    }
+
+    /// The sender joins a room it is not in yet: a local participant adds it.
+    async fn join(
+        &self,
+        room: &RoomUri,
+        sender: &Sender,
+        seq: i64,
+    ) -> Result<Outcome, BridgeError> {
+        let state = self.mls.room_state(room).await?;
+        if state.participants.contains(&sender.user) {
+            return Ok(Outcome::Nothing);
+        }
+        let Some(committer) = state
+            .members
+            .iter()
+            .find(|m| self.is_local(&m.user) && m.client.user_hint().is_some())
+            .map(|m| m.client.clone())
+        else {
+            return Ok(failed(
+                "no user of this provider is in the room to let the sender in",
+            ));
+        };
+        let key_packages = self
+            .service
+            .fetch_key_material(&committer, &sender.user, room)
+            .await?;
+        let additions = vec![UserAddition {
+            user: sender.user.clone(),
+            role: MEMBER_ROLE,
+            key_packages,
+        }];
+        let by = Sender {
+            user: committer.user_hint().unwrap_or_else(|| sender.user.clone()),
+            client: committer,
+        };
+        self.commit(room, &by, CommitOp::AddUsers(additions), seq)
+            .await
+    }
+
+    async fn leave(
+        &self,
+        room: &RoomUri,
+        sender: &Sender,
+        seq: i64,
+    ) -> Result<Outcome, BridgeError> {
+        let state = self.mls.room_state(room).await?;
+        if !state.is_member(&sender.client) {
+            return Ok(Outcome::Nothing);
+        }
+        match self
+            .mls
+            .leave_for_event(room, &sender.client, Settlement::new(seq))
+            .await
+        {
+            Ok(()) => {
+                self.service.wake();
+                Ok(Outcome::Settled)
+            }
+            Err(e) => mls_outcome(e),
+        }
+    }
+
+    async fn remove(
+        &self,
+        room: &RoomUri,
+        sender: &Sender,
+        target: &UserRef,
+        ban: bool,
+        seq: i64,
+    ) -> Result<Outcome, BridgeError> {
+        let target = match self.target_user(target) {
+            Ok(t) => t,
+            Err(reason) => return Ok(failed(reason)),
+        };
+        let state = self.mls.room_state(room).await?;
+        if !state.participants.contains(&target) {
+            return Ok(failed(format!("{target} is not a participant of {room}")));
+        }
+        self.commit(
+            room,
+            sender,
+            CommitOp::RemoveUser { user: target, ban },
+            seq,
+        )
+        .await
+    }
+
+    async fn commit(
+        &self,
+        room: &RoomUri,
+        sender: &Sender,
+        op: CommitOp,
+        seq: i64,
+    ) -> Result<Outcome, BridgeError> {
+        match self
+            .mls
+            .commit_for_event(room, &sender.client, op, Settlement::new(seq))
+            .await
+        {
+            Ok(_) => {
+                self.service.wake();
+                Ok(Outcome::Settled)
+            }
+            Err(e) => mls_outcome(e),
+        }
+    }
+
+    /// Encrypts and queues one MIMI message; `settle` adds what the event records with it,
+    /// given the message's MIMI id (hex).
+    async fn send(
+        &self,
+        room: &RoomUri,
+        sender: &Sender,
+        mimi: MimiContent,
+        seq: i64,
+        settle: impl FnOnce(String, Settlement) -> Settlement,
+    ) -> Result<Outcome, BridgeError> {
+        let (bytes, id) = match mimi.to_cbor().and_then(|bytes| {
+            mimi.message_id(sender.user.as_str(), room.as_str())
+                .map(|id| (bytes, id))
+        }) {
+            Ok(pair) => pair,
+            Err(e) => return Ok(failed(e)),
+        };
+        let settlement = settle(hex::encode(id.0), Settlement::new(seq));
+        match self
+            .mls
+            .send_message_for_event(room, &sender.client, &bytes, settlement)
+            .await
+        {
+            Ok(_) => {
+                self.service.wake();
+                Ok(Outcome::Settled)
+            }
+            Err(e) => mls_outcome(e),
+        }
+    }
+
+    async fn mimi_id(
+        &self,
+        room: &RoomUri,
+        legacy: &str,
+    ) -> Result<Option<MessageId>, BridgeError> {
+        match message_map::mimi_of(self.store.pool(), room.as_str(), legacy).await? {
+            Some(hex) => Ok(Some(parse_id(&hex)?)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// The legacy user acting, as MIMI sees it.
+struct Sender {
+    user: UserUri,
+    client: ClientUri,
+}
+
+fn unknown_message(id: &str) -> Outcome {
+    failed(format!("message `{id}` is not bridged (unknown here)"))
+}
+
+pub(super) fn parse_id(hex_id: &str) -> Result<MessageId, BridgeError> {
+    let bytes = hex::decode(hex_id).map_err(|e| BridgeError::Corrupt {
+        what: "message id",
+        reason: e.to_string(),
+    })?;
+    let arr: [u8; 32] = bytes.try_into().map_err(|_| BridgeError::Corrupt {
+        what: "message id",
+        reason: format!("`{hex_id}` is not 32 bytes"),
+    })?;
+    Ok(MessageId(arr))
+}
+
+/// A fresh per-message salt (MIMI content requires one; it keeps message ids unguessable).
+fn salt() -> [u8; 16] {
+    let mut salt = [0u8; 16];
+    if let Err(e) = getrandom::fill(&mut salt) {
+        // No system randomness: fall back to the time and a counter, which still makes the
+        // id unique (its only job here; confidentiality rests on MLS).
+        tracing::warn!(error = %e, "no randomness for a message salt");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        salt = now.to_be_bytes();
+    }
+    salt
+}
