@@ -250,6 +250,13 @@ impl Bridge {
             ));
         }
         for user in &change.left {
+            // Only our legacy side can make one of our users leave: it knows.
+            if user
+                .parse::<crate::uri::UserUri>()
+                .is_ok_and(|u| self.is_local(&u))
+            {
+                continue;
+            }
             kinds.push((user.clone(), CommandKind::UserLeft));
         }
         for user in &change.removed {

@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use crate::mls::{MlsError, ProxyMls};
 use crate::protocol::service::{Attempt, LegacyOutbox, MimiService, ServiceError};
 use crate::store::outbox::OutboxRecord;
-use crate::store::{Store, StoreError, legacy_events};
+use crate::store::{Store, StoreError, legacy_events, pending_commits, room_log};
 use crate::uri::ProviderId;
 
 /// What can go wrong in the core; none of it is the connector's fault.
@@ -147,11 +147,57 @@ impl Bridge {
     /// Returns whether anything moved.
     pub async fn run_once(&self) -> Result<bool, BridgeError> {
         let events = self.process_events().await?;
+        let commits = self.commit_cached_proposals().await?;
         let commands = self.translate_inbound().await?;
         if commands {
             self.service.wake();
         }
-        Ok(events || commands)
+        Ok(events || commits || commands)
+    }
+
+    /// In rooms this provider hosts, a local member commits the proposals the hub cached
+    /// (users leaving): MIMI requires them in the next commit, and without a commit the
+    /// leaving users would stay in the room.
+    async fn commit_cached_proposals(&self) -> Result<bool, BridgeError> {
+        let mut committed = false;
+        for room_id in room_log::rooms_with_pending_proposals(self.store.pool()).await? {
+            let key = format!("commit:{room_id}");
+            let Ok(room) = room_id.parse::<crate::uri::RoomUri>() else {
+                continue;
+            };
+            if room.provider() != &self.provider
+                || self.room_waits(&key)
+                || pending_commits::any_in_room(self.store.pool(), &room_id).await?
+            {
+                continue;
+            }
+            let state = self.mls.room_state(&room).await?;
+            let candidates = state
+                .members
+                .iter()
+                .filter(|m| self.is_local(&m.user))
+                .map(|m| m.client.clone());
+            let mut done = false;
+            for client in candidates {
+                match self.mls.commit_pending_proposals(&room, &client).await {
+                    Ok(_) => {
+                        done = true;
+                        break;
+                    }
+                    // e.g. the client is itself leaving: another one may commit.
+                    Err(e) => {
+                        tracing::debug!(%room, %client, error = %e, "cannot commit the cached proposals")
+                    }
+                }
+            }
+            if done {
+                self.service.wake();
+                committed = true;
+            } else {
+                self.wait_room(&key, Duration::from_secs(5));
+            }
+        }
+        Ok(committed)
     }
 
     fn wait_room(&self, legacy_room: &str, pause: Duration) {

@@ -128,3 +128,19 @@ pub async fn contains<'e>(
     .await?
     .is_some())
 }
+
+/// Rooms whose log holds proposals of their current epoch: proposals waiting for a commit.
+pub async fn rooms_with_pending_proposals<'e>(
+    db: impl AnyExecutor<'e>,
+) -> Result<Vec<String>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT DISTINCT l.room_id AS room_id FROM room_log l \
+         JOIN room_groups g ON g.room_id = l.room_id AND g.epoch = l.epoch \
+         WHERE l.kind = 'proposal'",
+    )
+    .fetch_all(db)
+    .await?;
+    rows.into_iter()
+        .map(|r| r.try_get::<String, _>("room_id").map_err(StoreError::from))
+        .collect()
+}

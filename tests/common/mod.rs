@@ -144,7 +144,10 @@ impl Daemon {
         let mut child = Command::new(BIN)
             .args(args)
             .current_dir(cwd)
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("MIMI_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .env_remove("MIMI_BRIDGE_STATE_KEY")
             .env_remove("MIMI_BRIDGE_CONFIG")
             .stdin(Stdio::null())
