@@ -54,8 +54,8 @@ impl Bridge {
         let mut queued = false;
         for entry in &entries {
             let commands = match entry.kind {
-                InboundKind::Message => self.from_message(&mut tx, &room, entry).await?,
-                InboundKind::Change => self.from_change(&mut tx, &room, entry).await?,
+                InboundKind::Message => self.message_commands(&mut tx, &room, entry).await?,
+                InboundKind::Change => self.change_commands(&mut tx, &room, entry).await?,
             };
             for command in commands {
                 let legacy = portals::legacy_of(&mut *tx, room_id)
@@ -91,7 +91,7 @@ impl Bridge {
         }
     }
 
-    async fn from_message(
+    async fn message_commands(
         &self,
         tx: &mut sqlx::AnyConnection,
         room: &RoomUri,
@@ -180,7 +180,7 @@ impl Bridge {
         Ok(vec![self.command(room, entry, 0, sender.as_str(), kind)])
     }
 
-    async fn from_change(
+    async fn change_commands(
         &self,
         tx: &mut sqlx::AnyConnection,
         room: &RoomUri,
@@ -395,8 +395,10 @@ impl Bridge {
     ) -> Result<(), BridgeError> {
         match (&command.kind, &delivery.room_id, &delivery.message_id) {
             (CommandKind::RoomCreated { .. }, Some(legacy_room), _) => {
-                if !portals::link(self.store.pool(), legacy_room.as_str(), room).await? {
-                    tracing::warn!(%room, legacy = %legacy_room, "the connector named a legacy room that is bridged already");
+                let linked = portals::link(self.store.pool(), legacy_room.as_str(), room).await?;
+                let bridged = portals::room_of(self.store.pool(), legacy_room.as_str()).await?;
+                if !linked && bridged.as_deref() != Some(room) {
+                    tracing::warn!(%room, legacy = %legacy_room, "the connector named a legacy room that is bridged to another room");
                 }
             }
             (
