@@ -1,0 +1,383 @@
+//! The bridge core in process, on a room this provider hosts, against SQLite and Postgres: each
+//! event it cannot carry is settled as failed and reported to the connector; repeats and
+//! crashes neither lose nor double anything.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::TestDb;
+use mimi_bridge::core::{Bridge, BridgeOptions};
+use mimi_bridge::mls::{ProxyMls, StateKey};
+use mimi_bridge::protocol::service::MimiService;
+use mimi_bridge::room::code_points::ComponentCodePoints;
+use mimi_bridge::store::legacy_events::{self, EventState};
+use mimi_bridge::store::{Store, StoreOptions, outbox};
+use mimi_bridge::uri::{ProviderId, RoomUri};
+use mimi_bridge_connector::{
+    Accepted, BridgeCommand, Capabilities, CommandKind, Connector, ConnectorError, ConnectorEvent,
+    Delivery, EventKind, EventSink, MessageContent, SinkError, UserRef, async_trait,
+};
+
+/// A connector whose legacy network is this list: it records each command once.
+#[derive(Default)]
+struct RecordingConnector {
+    commands: Mutex<Vec<BridgeCommand>>,
+}
+
+#[async_trait]
+impl Connector for RecordingConnector {
+    fn name(&self) -> &str {
+        "recording"
+    }
+    fn version(&self) -> &str {
+        "0"
+    }
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::all()
+    }
+    async fn start(&self, _: Arc<dyn EventSink>) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+    async fn stop(&self) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+    async fn deliver(&self, command: &BridgeCommand) -> Result<Delivery, ConnectorError> {
+        let mut commands = self.commands.lock().unwrap();
+        if !commands.iter().any(|c| c.command_id == command.command_id) {
+            commands.push(command.clone());
+        }
+        Ok(Delivery::done())
+    }
+}
+
+struct Harness {
+    store: Store,
+    mls: Arc<ProxyMls>,
+    service: Arc<MimiService>,
+    bridge: Arc<Bridge>,
+    connector: Arc<RecordingConnector>,
+}
+
+const ROOM: &str = "mimi://a.example/r/general";
+
+impl Harness {
+    async fn new(db: &TestDb) -> Harness {
+        let store = Store::open_and_migrate(&StoreOptions::new(&db.url))
+            .await
+            .unwrap();
+        let provider = ProviderId::new("a.example").unwrap();
+        let mls = Arc::new(ProxyMls::new(
+            store.clone(),
+            StateKey::from_bytes([2; 32]),
+            ComponentCodePoints::default(),
+            provider.clone(),
+        ));
+        let service = Arc::new(MimiService::new(provider, store.clone(), mls.clone(), None));
+        let connector = Arc::new(RecordingConnector::default());
+        let bridge = Bridge::new(
+            store.clone(),
+            mls.clone(),
+            service.clone(),
+            connector.clone(),
+            BridgeOptions::default(),
+        );
+        Harness {
+            store,
+            mls,
+            service,
+            bridge,
+            connector,
+        }
+    }
+
+    async fn submit(&self, id: &str, sender: &str, kind: EventKind) -> Accepted {
+        self.bridge
+            .submit(ConnectorEvent::new(id, "general", sender, kind))
+            .await
+            .unwrap()
+    }
+
+    /// Runs the core and the outbox until nothing moves.
+    async fn settle(&self) {
+        for _ in 0..100 {
+            let moved = self.bridge.run_once().await.unwrap();
+            self.service.deliver_due().await.unwrap();
+            let pending = outbox::pending(self.store.pool(), None).await.unwrap();
+            if !moved && pending.is_empty() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the core did not settle");
+    }
+
+    async fn state_of(&self, event: &str) -> (EventState, Option<String>) {
+        let e = legacy_events::get(self.store.pool(), event)
+            .await
+            .unwrap()
+            .unwrap();
+        (e.state, e.error)
+    }
+
+    fn failures(&self) -> Vec<(String, String)> {
+        self.connector
+            .commands
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|c| match &c.kind {
+                CommandKind::EventFailed { event_id, reason } => {
+                    Some((event_id.to_string(), reason.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    async fn messages_sent(&self) -> i64 {
+        use sqlx::Row;
+        sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE kind = 'message'")
+            .fetch_one(self.store.pool())
+            .await
+            .unwrap()
+            .try_get::<i64, _>("n")
+            .unwrap()
+    }
+}
+
+fn text(id: &str, body: &str) -> EventKind {
+    EventKind::Message {
+        message_id: id.into(),
+        content: MessageContent::text(body),
+        reply_to: None,
+        expires: None,
+    }
+}
+
+both_backends!(
+    events_that_cannot_be_carried_are_reported_to_the_connector,
+    repeated_events_are_accepted_once,
+    a_crash_around_a_send_neither_loses_nor_doubles_it,
+    local_membership_and_rename_reach_the_room_state,
+);
+
+async fn events_that_cannot_be_carried_are_reported_to_the_connector(db: TestDb) {
+    let h = Harness::new(&db).await;
+    // an event in a room the bridge never saw
+    h.submit("e0", "alice", text("m0", "hello?")).await;
+    h.settle().await;
+    h.submit(
+        "e1",
+        "alice",
+        EventKind::RoomCreated {
+            name: Some("General".into()),
+        },
+    )
+    .await;
+    h.submit("e2", "alice", text("m1", "hello")).await;
+    // relations to messages the bridge does not know
+    h.submit(
+        "e3",
+        "alice",
+        EventKind::Message {
+            message_id: "m2".into(),
+            content: MessageContent::text("re"),
+            reply_to: Some("m-unknown".into()),
+            expires: None,
+        },
+    )
+    .await;
+    h.submit(
+        "e4",
+        "alice",
+        EventKind::Edit {
+            message_id: "m-unknown".into(),
+            content: MessageContent::text("x"),
+        },
+    )
+    .await;
+    h.submit(
+        "e5",
+        "alice",
+        EventKind::ReactionRemoved {
+            message_id: "m1".into(),
+            key: "👍".into(),
+        },
+    )
+    .await;
+    // removing someone who is not in the room
+    h.submit(
+        "e6",
+        "alice",
+        EventKind::UserRemoved {
+            target: UserRef::mimi("mimi://b.example/u/nobody"),
+            reason: None,
+        },
+    )
+    .await;
+    // a user who is not in the room speaks
+    h.submit("e7", "mallory", text("m3", "let me in")).await;
+    // typing has no MIMI form: accepted, nothing happens
+    h.submit(
+        "e8",
+        "alice",
+        EventKind::Typing {
+            active: true,
+            timeout_ms: None,
+        },
+    )
+    .await;
+    h.settle().await;
+
+    for (event, state) in [
+        ("e0", EventState::Failed),
+        ("e1", EventState::Done),
+        ("e2", EventState::Done),
+        ("e3", EventState::Failed),
+        ("e4", EventState::Failed),
+        ("e5", EventState::Failed),
+        ("e6", EventState::Failed),
+        ("e7", EventState::Failed),
+        ("e8", EventState::Done),
+    ] {
+        assert_eq!(h.state_of(event).await.0, state, "{event}");
+    }
+    let failures = h.failures();
+    let ids: Vec<_> = failures.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, ["e0", "e3", "e4", "e5", "e6", "e7"]);
+    let reason = |id: &str| failures.iter().find(|(e, _)| e == id).unwrap().1.clone();
+    assert!(reason("e0").contains("not bridged"), "{}", reason("e0"));
+    assert!(reason("e3").contains("m-unknown"), "{}", reason("e3"));
+    assert!(reason("e4").contains("m-unknown"), "{}", reason("e4"));
+    assert!(reason("e5").contains("no reaction"), "{}", reason("e5"));
+    assert!(
+        reason("e6").contains("not a participant"),
+        "{}",
+        reason("e6")
+    );
+    assert!(reason("e7").contains("mallory"), "{}", reason("e7"));
+    // only the one good message went to MIMI
+    assert_eq!(h.messages_sent().await, 1);
+}
+
+async fn repeated_events_are_accepted_once(db: TestDb) {
+    let h = Harness::new(&db).await;
+    let created = EventKind::RoomCreated { name: None };
+    assert_eq!(
+        h.submit("e1", "alice", created.clone()).await,
+        Accepted::NEW
+    );
+    assert_eq!(h.submit("e1", "alice", created).await, Accepted::DUPLICATE);
+    // the same id for a different event is refused
+    let err = h
+        .bridge
+        .submit(ConnectorEvent::new(
+            "e1",
+            "general",
+            "alice",
+            text("m", "x"),
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SinkError::Invalid { .. }), "{err}");
+    // an invalid event is refused before it is stored
+    let err = h
+        .bridge
+        .submit(ConnectorEvent::new("", "general", "alice", text("m", "x")))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, SinkError::Invalid { .. }), "{err}");
+    h.submit("e2", "alice", text("m1", "once")).await;
+    h.submit("e2", "alice", text("m1", "once")).await;
+    h.settle().await;
+    assert_eq!(h.messages_sent().await, 1);
+}
+
+async fn a_crash_around_a_send_neither_loses_nor_doubles_it(db: TestDb) {
+    let h = Harness::new(&db).await;
+    h.submit("e1", "alice", EventKind::RoomCreated { name: None })
+        .await;
+    h.settle().await;
+    for (i, point) in mimi_bridge::mls::FAULT_POINTS.iter().enumerate() {
+        let event = format!("send-{i}");
+        h.submit(&event, "alice", text(&format!("m{i}"), "survives"))
+            .await;
+        h.mls.inject_fault(point);
+        // the first attempt fails inside the send's transaction: nothing is stored
+        h.bridge.run_once().await.unwrap();
+        assert_eq!(h.state_of(&event).await.0, EventState::Pending, "{point}");
+        assert_eq!(h.messages_sent().await, i as i64, "{point}");
+        // the room waits a moment, then the event is carried out exactly once
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        h.settle().await;
+        assert_eq!(h.state_of(&event).await.0, EventState::Done, "{point}");
+        assert_eq!(h.messages_sent().await, i as i64 + 1, "{point}");
+    }
+}
+
+async fn local_membership_and_rename_reach_the_room_state(db: TestDb) {
+    let h = Harness::new(&db).await;
+    h.submit("e1", "alice", EventKind::RoomCreated { name: None })
+        .await;
+    h.submit(
+        "e2",
+        "alice",
+        EventKind::UserAdded {
+            target: UserRef::legacy("carol"),
+        },
+    )
+    .await;
+    h.submit(
+        "e3",
+        "alice",
+        EventKind::RoomRenamed {
+            name: "Lobby".into(),
+        },
+    )
+    .await;
+    h.submit("e4", "carol", text("c1", "hi all")).await;
+    h.submit(
+        "e5",
+        "alice",
+        EventKind::UserBanned {
+            target: UserRef::legacy("carol"),
+            reason: None,
+        },
+    )
+    .await;
+    h.submit("e6", "carol", text("c2", "still here?")).await;
+    h.settle().await;
+    let room: RoomUri = ROOM.parse().unwrap();
+    let state = h.mls.room_state(&room).await.unwrap();
+    assert_eq!(state.metadata.room_name.as_str(), Some("Lobby"));
+    let carol = "mimi://a.example/u/carol".parse().unwrap();
+    assert_eq!(state.participants.role_of(&carol), 1, "carol is banned");
+    assert!(state.members.iter().all(|m| m.user != carol));
+    for (event, expected) in [
+        ("e2", EventState::Done),
+        ("e3", EventState::Done),
+        ("e4", EventState::Done),
+        ("e5", EventState::Done),
+        ("e6", EventState::Failed),
+    ] {
+        assert_eq!(h.state_of(event).await.0, expected, "{event}");
+    }
+    // everything here was done by the legacy side: nothing is echoed back to it
+    let kinds: Vec<_> = h
+        .connector
+        .commands
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|c| c.kind.clone())
+        .collect();
+    assert!(
+        kinds
+            .iter()
+            .all(|k| matches!(k, CommandKind::EventFailed { .. })),
+        "{kinds:#?}"
+    );
+    assert_eq!(h.messages_sent().await, 1);
+}
