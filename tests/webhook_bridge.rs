@@ -596,3 +596,130 @@ async fn the_inbound_api_checks_signatures_and_refuses_replays() {
         .unwrap();
     assert!(doc["paths"]["/webhook/v1/events"].is_object());
 }
+
+/// A command the receiver keeps failing is retried under its id, then dead-lettered, listed by
+/// the admin API, and delivered once when re-sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_that_keep_failing_are_dead_lettered_and_can_be_resent() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    #[derive(Clone, Default)]
+    struct Flaky {
+        healthy: Arc<AtomicBool>,
+        calls: Arc<AtomicUsize>,
+        ids: Arc<std::sync::Mutex<Vec<String>>>,
+    }
+    async fn handle(
+        axum::extract::State(f): axum::extract::State<Flaky>,
+        headers: axum::http::HeaderMap,
+    ) -> axum::http::StatusCode {
+        f.calls.fetch_add(1, Ordering::SeqCst);
+        let id = headers
+            .get("webhook-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        f.ids.lock().unwrap().push(id);
+        if f.healthy.load(Ordering::SeqCst) {
+            axum::http::StatusCode::OK
+        } else {
+            axum::http::StatusCode::SERVICE_UNAVAILABLE
+        }
+    }
+    let flaky = Flaky::default();
+    let app = axum::Router::new()
+        .route("/", axum::routing::post(handle))
+        .with_state(flaky.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let dir = tempfile::tempdir().unwrap();
+    let good = secret(5);
+    let config = dir.path().join("bridge.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[provider]\ndomain = \"a.example\"\n[server]\nlisten = \"127.0.0.1:0\"\nadmin_token = \"{TOKEN}\"\n\
+             [database]\nurl = \"sqlite://{}/bridge.db\"\n[bridge]\nmax_delivery_attempts = 3\n\
+             [webhook]\nurl = \"{url}\"\nsecrets = [\"{}\"]\n",
+            dir.path().display(),
+            good.encoded()
+        ),
+    )
+    .unwrap();
+    let bridge = Daemon::start(dir.path(), &["run", "--config", config.to_str().unwrap()]);
+    let client = ProviderClient::new(format!("http://{}", bridge.addr), vec![good]).unwrap();
+    // a message in a room the bridge does not know: the provider is told, by a command
+    client
+        .submit(&event(
+            "e-1",
+            "nowhere",
+            "alice",
+            message("m-1", MessageContent::text("hi"), None),
+        ))
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let list = || async {
+        http.get(bridge.url("/admin/v1/outbox/dead-letters"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let dead = loop {
+        let dead = list().await;
+        if dead.as_array().is_some_and(|a| !a.is_empty()) {
+            break dead;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing was dead-lettered: {:?}",
+            bridge.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let item = &dead[0];
+    assert_eq!(item["kind"], "connector");
+    assert_eq!(item["body"]["type"], "event_failed");
+    assert_eq!(item["body"]["event_id"], "e-1");
+    let id = item["id"].as_str().unwrap().to_string();
+    // three attempts, all under the command's id
+    assert_eq!(flaky.calls.load(Ordering::SeqCst), 3);
+    assert!(flaky.ids.lock().unwrap().iter().all(|i| *i == id));
+
+    // the receiver is fixed; the operator re-sends
+    flaky.healthy.store(true, Ordering::SeqCst);
+    let r = http
+        .post(bridge.url(&format!("/admin/v1/outbox/dead-letters/{id}/resend")))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while flaky.calls.load(Ordering::SeqCst) < 4 {
+        assert!(std::time::Instant::now() < deadline, "not re-sent");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(flaky.calls.load(Ordering::SeqCst), 4);
+    assert_eq!(flaky.ids.lock().unwrap()[3], id);
+    assert_eq!(list().await, serde_json::json!([]));
+    // an unknown dead letter
+    let r = http
+        .post(bridge.url("/admin/v1/outbox/dead-letters/nope/resend"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"], "not_found");
+}

@@ -65,7 +65,8 @@
 //!   which [`EventKind`] / [`CommandKind`] it is, and the kind's fields sit beside the common ones;
 //! - ids are JSON strings; MIMI message ids and media keys are lowercase hex; times are
 //!   milliseconds since the UNIX epoch (`*_ms`), except [`Expiry`] which is in seconds like MIMI;
-//! - optional fields are left out when absent and may be absent or `null` when parsing; unknown
+//! - optional fields are left out when absent; when parsing, an optional (`Option`) field may be
+//!   absent or `null`, and a field with a default (a list, a format) may be absent; unknown
 //!   `type`s are an error;
 //! - every type documents its JSON with an example.
 //!
@@ -82,7 +83,8 @@
 //! {"type": "reaction", "command_id": "c-982", "hub_timestamp_ms": 1767225600456,
 //!  "room": {"uri": "mimi://a.example/r/general", "legacy_id": "general"},
 //!  "sender": {"uri": "mimi://b.example/u/bob", "display_name": "Bob"},
-//!  "mimi_message_id": "01d2…", "message": {"mimi_id": "017c…", "legacy_id": "m-17"}, "key": "👍"}
+//!  "mimi_message_id": "01d2a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5",
+//!  "message": {"mimi_id": "017ce5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5", "legacy_id": "m-17"}, "key": "👍"}
 //! ```
 //!
 //! # A complete connector

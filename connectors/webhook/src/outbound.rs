@@ -39,7 +39,7 @@ impl WebhookSender {
     }
 
     /// One delivery attempt. A 2xx answer may carry a JSON [`Delivery`] (the legacy ids the
-    /// provider created); 429, 5xx and transport failures are transient; other answers are
+    /// provider created); 408, 429, 5xx and transport failures are transient; other answers are
     /// permanent.
     pub async fn send(&self, command: &BridgeCommand) -> Result<Delivery, ConnectorError> {
         let body = serde_json::to_vec(command).map_err(|e| ConnectorError::Permanent {
