@@ -40,6 +40,15 @@ enum Command {
         #[arg(long = "provider", required = true)]
         providers: Vec<String>,
     },
+    /// Write the Matrix appservice registration for the homeserver, from the `[matrix]` section
+    /// of the configuration (JSON, which homeservers read as YAML).
+    MatrixRegistration {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// File to write; standard output when absent.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Print a fresh `whsec_` secret for the webhook connector.
     WebhookSecret,
     /// Run a small receiver of the webhook connector's commands: each signed command is checked
@@ -77,6 +86,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let arg = match &cli.command {
         Command::Run(a) | Command::CheckConfig(a) | Command::Migrate(a) => a,
+        Command::MatrixRegistration { config, .. } => config,
         Command::DevCerts { out, providers } => return dev_certs(out, providers),
         Command::WebhookSecret => return webhook_secret(),
         Command::WebhookReceiver { .. } | Command::WebhookSend { .. } => {
@@ -90,6 +100,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Command::MatrixRegistration { out, .. } = &cli.command {
+        return matrix_registration(&config, out.as_deref());
+    }
     if let Command::CheckConfig(_) = cli.command {
         let origin = arg
             .config
@@ -147,6 +160,30 @@ fn dev_certs(out: &std::path::Path, providers: &[String]) -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn matrix_registration(config: &Config, out: Option<&std::path::Path>) -> ExitCode {
+    let Some(settings) = config.matrix_settings() else {
+        eprintln!("error: the configuration has no [matrix] section");
+        return ExitCode::from(2);
+    };
+    let text = settings.registration_file();
+    match out {
+        None => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Some(path) => match std::fs::write(path, text) {
+            Ok(()) => {
+                println!("wrote {}", path.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: cannot write {}: {e}", path.display());
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
@@ -288,6 +325,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         tls as mtls,
     };
     use mimi_bridge::server::WebhookInbound;
+    use mimi_bridge_matrix::MatrixConnector;
     use mimi_bridge_webhook::{Verifier, WebhookConnector};
     let tls_parts = match &config.mimi.tls {
         None => {
@@ -323,9 +361,38 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         )
         .with_consent_policy(consent_policy),
     );
-    let (webhook, bridge_task) = match &config.webhook {
-        None => (None, None),
-        Some(w) => {
+    let options = BridgeOptions {
+        consent_wait: std::time::Duration::from_secs(config.bridge.consent_wait_seconds),
+        max_delivery_attempts: i64::from(config.bridge.max_delivery_attempts),
+    };
+    let mut matrix = None;
+    let (webhook, bridge_task) = match (&config.webhook, config.matrix_settings()) {
+        (None, None) => (None, None),
+        (None, Some(settings)) => {
+            let connector = MatrixConnector::new(
+                settings.clone(),
+                Arc::new(mimi_bridge::server::matrix::StoreTransactionLog(
+                    store.clone(),
+                )),
+            )?;
+            let bridge = Bridge::new(
+                store.clone(),
+                mls.clone(),
+                service.clone(),
+                connector.clone(),
+                options.clone(),
+            );
+            let task = bridge.start(stop.clone()).await?;
+            tracing::info!(
+                homeserver = %settings.homeserver_url,
+                "Matrix connector: appservice {} for {}",
+                settings.appservice_id,
+                settings.server_name
+            );
+            matrix = Some(connector);
+            (None, Some(task))
+        }
+        (Some(w), _) => {
             let secrets = w.parsed_secrets()?;
             let connector = Arc::new(WebhookConnector::new(&w.url, secrets.clone())?);
             let bridge = Bridge::new(
@@ -381,6 +448,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
         mls,
         service,
         webhook,
+        matrix,
     };
     let server = Server::bind(state).await?;
     let addr = server.local_addr()?;

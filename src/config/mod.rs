@@ -27,6 +27,9 @@ pub struct Config {
     /// The generic webhook connector; absent: no connector runs (the operator API can still
     /// drive rooms).
     pub webhook: Option<WebhookConfig>,
+    /// The Matrix connector (an application service); absent: not run. At most one connector
+    /// runs per daemon.
+    pub matrix: Option<MatrixConfig>,
     pub log: LogConfig,
 }
 
@@ -196,6 +199,64 @@ impl WebhookConfig {
                     .map_err(|e| format!("secret {i}: {e}"))
             })
             .collect()
+    }
+}
+
+/// The Matrix connector: an application service of a homeserver.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatrixConfig {
+    /// The homeserver's client-server API, e.g. `http://127.0.0.1:8008`.
+    pub homeserver_url: String,
+    /// The homeserver's server name (the part after `:` in user ids).
+    pub server_name: String,
+    /// The token the bridge uses towards the homeserver (at least 16 characters).
+    pub as_token: String,
+    /// The token the homeserver uses towards the bridge (at least 16 characters).
+    pub hs_token: String,
+    /// Where the homeserver reaches the bridge's HTTP listener; default `http://<server.listen>`.
+    #[serde(default)]
+    pub appservice_url: Option<String>,
+    /// The appservice id in the registration.
+    #[serde(default = "default_appservice_id")]
+    pub appservice_id: String,
+    /// The bridge bot's localpart.
+    #[serde(default = "default_bot")]
+    pub bot_localpart: String,
+    /// Prefix of ghost localparts and portal aliases (the registration's exclusive namespaces).
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+}
+
+fn default_appservice_id() -> String {
+    "mimi-bridge".into()
+}
+
+fn default_bot() -> String {
+    "mimibot".into()
+}
+
+fn default_prefix() -> String {
+    "mimi_".into()
+}
+
+impl Config {
+    /// The Matrix connector's settings, when `[matrix]` is configured.
+    pub fn matrix_settings(&self) -> Option<mimi_bridge_matrix::MatrixSettings> {
+        let m = self.matrix.as_ref()?;
+        Some(mimi_bridge_matrix::MatrixSettings {
+            homeserver_url: m.homeserver_url.trim_end_matches('/').to_owned(),
+            server_name: m.server_name.clone(),
+            appservice_id: m.appservice_id.clone(),
+            appservice_url: m
+                .appservice_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", self.server.listen)),
+            as_token: m.as_token.clone(),
+            hs_token: m.hs_token.clone(),
+            bot_localpart: m.bot_localpart.clone(),
+            prefix: m.prefix.clone(),
+        })
     }
 }
 
@@ -371,6 +432,65 @@ impl Config {
             webhook
                 .parsed_secrets()
                 .map_err(|e| invalid("webhook.secrets", e))?;
+        }
+        if let Some(matrix) = &self.matrix {
+            if self.webhook.is_some() {
+                return Err(invalid(
+                    "matrix",
+                    "and [webhook] are both set; one daemon runs one connector".into(),
+                ));
+            }
+            for (field, url) in [
+                ("matrix.homeserver_url", Some(&matrix.homeserver_url)),
+                ("matrix.appservice_url", matrix.appservice_url.as_ref()),
+            ] {
+                if let Some(url) = url
+                    && !(url.starts_with("http://") || url.starts_with("https://"))
+                {
+                    return Err(invalid(field, format!("`{url}` is not an http(s) URL")));
+                }
+            }
+            for (field, token) in [
+                ("matrix.as_token", &matrix.as_token),
+                ("matrix.hs_token", &matrix.hs_token),
+            ] {
+                if token.len() < 16 {
+                    return Err(invalid(field, "must be at least 16 characters".into()));
+                }
+            }
+            if matrix.as_token == matrix.hs_token {
+                return Err(invalid(
+                    "matrix.hs_token",
+                    "must differ from matrix.as_token".into(),
+                ));
+            }
+            if matrix.server_name.is_empty() || matrix.server_name.contains('/') {
+                return Err(invalid(
+                    "matrix.server_name",
+                    format!("`{}` is not a server name", matrix.server_name),
+                ));
+            }
+            for (field, part) in [
+                ("matrix.bot_localpart", &matrix.bot_localpart),
+                ("matrix.prefix", &matrix.prefix),
+            ] {
+                if part.is_empty()
+                    || !part
+                        .bytes()
+                        .all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'=' | b'-' | b'/'))
+                {
+                    return Err(invalid(
+                        field,
+                        format!("`{part}` is not a valid Matrix localpart"),
+                    ));
+                }
+            }
+            if matrix.bot_localpart.starts_with(&matrix.prefix) {
+                return Err(invalid(
+                    "matrix.bot_localpart",
+                    "must not start with matrix.prefix (the ghosts' namespace)".into(),
+                ));
+            }
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.filter)
             .map_err(|e| invalid("log.filter", format!("is not a log filter: {e}")))?;

@@ -227,7 +227,14 @@ impl Bridge {
                 let Some(original) = self.mimi_id(&room, message_id.as_str()).await? else {
                     return Ok(unknown_message(message_id.as_str()));
                 };
-                let mimi = translate::delete(salt(), original);
+                // A legacy network that deletes a reaction (Matrix redacts it) takes it back.
+                let reaction =
+                    mimi_reactions::get(self.store.pool(), room.as_str(), &hex::encode(original.0))
+                        .await?;
+                let mimi = match reaction {
+                    Some(r) => translate::unreaction(salt(), original, parse_id(&r.target)?),
+                    None => translate::delete(salt(), original),
+                };
                 self.send(&room, &sender, mimi, seq, |_, s| s).await
             }
             EventKind::Reaction {

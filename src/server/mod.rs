@@ -3,6 +3,7 @@
 mod admin;
 mod error;
 mod health;
+pub mod matrix;
 mod webhook;
 
 use std::net::SocketAddr;
@@ -29,6 +30,8 @@ pub struct AppState {
     pub service: Arc<crate::protocol::service::MimiService>,
     /// The webhook connector's inbound side, when it is configured.
     pub webhook: Option<WebhookInbound>,
+    /// The Matrix connector, whose appservice API this listener serves, when it is configured.
+    pub matrix: Option<Arc<mimi_bridge_matrix::MatrixConnector>>,
 }
 
 /// What the webhook connector's inbound API needs: the secrets' verifier and the core.
@@ -40,6 +43,11 @@ pub struct WebhookInbound {
 
 /// The daemon's routes.
 pub fn router(state: AppState) -> Router {
+    let appservice = state
+        .matrix
+        .as_ref()
+        .map(|m| m.router())
+        .unwrap_or_default();
     Router::new()
         .route("/health", get(health::health))
         .route("/webhook/v1/events", axum::routing::post(webhook::events))
@@ -47,6 +55,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::routes())
         .fallback(error::not_found)
         .with_state(state)
+        .merge(appservice)
 }
 
 /// A bound listener, so callers learn the real port before serving.

@@ -42,6 +42,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "bridge queues",
         include_str!("../../migrations/sqlite/0006_bridge_queues.sql"),
     ),
+    (
+        7,
+        "matrix connector",
+        include_str!("../../migrations/sqlite/0007_matrix.sql"),
+    ),
 ];
 
 /// (version, description, SQL) for Postgres.
@@ -75,6 +80,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         6,
         "bridge queues",
         include_str!("../../migrations/postgres/0006_bridge_queues.sql"),
+    ),
+    (
+        7,
+        "matrix connector",
+        include_str!("../../migrations/postgres/0007_matrix.sql"),
     ),
 ];
 

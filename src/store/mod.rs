@@ -10,6 +10,7 @@ pub mod hub_accepted;
 pub mod inbound_messages;
 pub mod key_packages;
 pub mod legacy_events;
+pub mod matrix_transactions;
 pub mod message_map;
 mod migrations;
 pub mod mimi_reactions;
