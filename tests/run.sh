@@ -8,6 +8,9 @@
 #   MIMI_TEST_POSTGRES_URL  Postgres server for the store tests
 #                           (default postgres://postgres@127.0.0.1:5432/postgres; the user must be
 #                           allowed to CREATE DATABASE: each test makes and drops its own).
+#   MIMI_SYNAPSE_VENV       virtualenv holding Synapse (a real Matrix homeserver for the Matrix
+#                           connector's tests); created with pip when missing
+#                           (default ~/.cache/mimi-bridge/synapse-venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,6 +38,34 @@ if ! pg_up; then
   echo "tests/run.sh: no PostgreSQL at $pg_host:$pg_port." >&2
   echo "  Start one (Debian: apt-get install postgresql), or set MIMI_TEST_POSTGRES_URL." >&2
   exit 1
+fi
+
+# ---- Synapse (a real Matrix homeserver) for the Matrix tests: a virtualenv from PyPI ----
+SYNAPSE_VENV="${MIMI_SYNAPSE_VENV:-${HOME:-/root}/.cache/mimi-bridge/synapse-venv}"
+export MIMI_SYNAPSE_VENV="$SYNAPSE_VENV"
+synapse_ok() {
+  "$SYNAPSE_VENV/bin/python" -c 'import synapse' >/dev/null 2>&1 \
+    && [ -x "$SYNAPSE_VENV/bin/register_new_matrix_user" ]
+}
+apt_install() { # apt_install PKG...: try the cached lists first, `apt-get update` only if that fails
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q "$@" </dev/null >/dev/null \
+    || { apt-get update -q </dev/null >/dev/null && apt-get install -y -q "$@" </dev/null >/dev/null; }
+}
+if ! synapse_ok; then
+  echo "tests/run.sh: installing Synapse into $SYNAPSE_VENV"
+  command -v python3 >/dev/null || apt_install python3 python3-venv \
+    || { echo "tests/run.sh: python3 (>= 3.10) is required for the Matrix tests" >&2; exit 1; }
+  rm -rf "$SYNAPSE_VENV"
+  mkdir -p "$(dirname "$SYNAPSE_VENV")"
+  # Debian ships venv's ensurepip in a package of its own.
+  if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || ! python3 -m venv "$SYNAPSE_VENV" >/dev/null 2>&1; then
+    rm -rf "$SYNAPSE_VENV"
+    apt_install python3-venv || { echo "tests/run.sh: could not install python3-venv" >&2; exit 1; }
+    python3 -m venv "$SYNAPSE_VENV"
+  fi
+  "$SYNAPSE_VENV/bin/pip" install -q --disable-pip-version-check 'matrix-synapse>=1.140,<2' </dev/null
+  synapse_ok || { echo "tests/run.sh: Synapse did not install into $SYNAPSE_VENV" >&2; exit 1; }
 fi
 
 # Library, binaries and integration tests; the benchmarks are compiled by clippy in CI and

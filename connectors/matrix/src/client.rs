@@ -79,6 +79,42 @@ impl MatrixClient {
         &self.base
     }
 
+    /// Fetches a MIMI message's external part (at most `limit` bytes), to put it in the
+    /// homeserver's content repository.
+    pub async fn fetch(&self, url: &str, limit: usize) -> Result<Vec<u8>, MatrixError> {
+        let response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| MatrixError::Transport(format!("{url}: {e}")))?;
+        if !response.status().is_success() {
+            return Err(MatrixError::Refused {
+                status: response.status().as_u16(),
+                errcode: "M_UNKNOWN".into(),
+                error: format!("{url} answered {}", response.status()),
+            });
+        }
+        if response
+            .content_length()
+            .is_some_and(|n| n as usize > limit)
+        {
+            return Err(MatrixError::Invalid(format!(
+                "{url} is larger than {limit} bytes"
+            )));
+        }
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| MatrixError::Transport(format!("{url}: {e}")))?;
+        if bytes.len() > limit {
+            return Err(MatrixError::Invalid(format!(
+                "{url} is larger than {limit} bytes"
+            )));
+        }
+        Ok(bytes.to_vec())
+    }
+
     /// Sends `request` as `user` (a ghost), or as the bridge bot when `None`.
     pub async fn call<R>(
         &self,

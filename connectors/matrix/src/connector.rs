@@ -9,6 +9,7 @@ use mimi_bridge_connector::{
 };
 use ruma::api::client::account::register;
 use ruma::api::client::alias::get_alias;
+use ruma::api::client::media::create_content;
 use ruma::api::client::membership::{
     ban_user, invite_user, join_room_by_id, kick_user, leave_room,
 };
@@ -26,6 +27,9 @@ use crate::client::{MatrixClient, MatrixError};
 use crate::content;
 use crate::ghost::GhostNames;
 use crate::settings::MatrixSettings;
+
+/// The largest external part the bridge copies into the content repository.
+const MAX_MEDIA_BYTES: usize = 50 * 1024 * 1024;
 
 /// Where the connector records the homeserver transactions it has processed, so that none is
 /// processed twice, even across restarts. The daemon keeps it in its store.
@@ -430,8 +434,43 @@ impl MatrixConnector {
                 content, reply_to, ..
             } => {
                 let ghost = self.sender_ghost(command)?;
+                // Media go into the content repository, one event each; what cannot be fetched
+                // stays a link in the text.
+                let mut text = content.clone();
+                text.attachments.clear();
+                let mut first = None;
+                for (i, media) in content.attachments.iter().enumerate() {
+                    match self.upload(media).await {
+                        Ok(mxc) => {
+                            let body = content::media_to_matrix(media, &mxc);
+                            let media_txn = format!("{txn}-{i}");
+                            let id = self
+                                .send_as_member(
+                                    &room,
+                                    &ghost,
+                                    "m.room.message",
+                                    body,
+                                    &media_txn,
+                                    ts,
+                                )
+                                .await?;
+                            first.get_or_insert(id);
+                        }
+                        Err(err) if err.is_retryable() => return Err(e(err)),
+                        Err(err) => {
+                            tracing::info!(url = %media.url, error = %err, "media not uploaded; sent as a link");
+                            text.attachments.push(media.clone());
+                        }
+                    }
+                }
+                if let Some(id) = &first
+                    && text.body.is_empty()
+                    && text.attachments.is_empty()
+                {
+                    return Ok(Delivery::message(id.to_string()));
+                }
                 let body = content::to_matrix(
-                    content,
+                    &text,
                     reply_to
                         .as_ref()
                         .and_then(|r| r.legacy_id.as_ref())
@@ -440,7 +479,7 @@ impl MatrixConnector {
                 let id = self
                     .send_as_member(&room, &ghost, "m.room.message", body, txn, ts)
                     .await?;
-                Ok(Delivery::message(id.to_string()))
+                Ok(Delivery::message(first.unwrap_or(id).to_string()))
             }
             CommandKind::Edit {
                 message, content, ..
@@ -515,6 +554,25 @@ impl MatrixConnector {
             }
             CommandKind::Typing { .. } | CommandKind::ReadReceipt { .. } => Ok(Delivery::done()),
         }
+    }
+
+    /// Puts a (plain) external part into the content repository; its `mxc://` URI.
+    async fn upload(&self, media: &mimi_bridge_connector::MediaRef) -> Result<String, MatrixError> {
+        if media.encryption.is_some() {
+            return Err(MatrixError::Invalid(
+                "encrypted media are not decrypted by the bridge".into(),
+            ));
+        }
+        let bytes = self.client.fetch(&media.url, MAX_MEDIA_BYTES).await?;
+        let mut request = create_content::v3::Request::new(bytes);
+        request.filename = media.name.clone();
+        request.content_type = Some(media.media_type.clone());
+        Ok(self
+            .client
+            .call(request, None)
+            .await?
+            .content_uri
+            .to_string())
     }
 
     /// Sends as a ghost; a ghost that is not (yet) in the room joins first.

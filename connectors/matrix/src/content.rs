@@ -126,6 +126,22 @@ fn msgtype(kind: MessageKind) -> &'static str {
     }
 }
 
+/// A media message for a file in the content repository.
+pub fn media_to_matrix(media: &MediaRef, mxc: &str) -> Value {
+    let msgtype = match media.media_type.split('/').next().unwrap_or_default() {
+        "image" => "m.image",
+        "video" => "m.video",
+        "audio" => "m.audio",
+        _ => "m.file",
+    };
+    let name = media.name.clone().unwrap_or_else(|| "attachment".into());
+    let mut info = json!({"mimetype": media.media_type});
+    if let Some(size) = media.size {
+        info["size"] = json!(size);
+    }
+    json!({"msgtype": msgtype, "body": name, "filename": name, "url": mxc, "info": info})
+}
+
 /// The text part of a Matrix message for `content`.
 fn text_body(content: &MessageContent) -> Value {
     let mut body = json!({"msgtype": msgtype(content.kind), "body": content.body});
