@@ -59,7 +59,8 @@ fn matrix_bridge_config(
              [database]\nurl = \"sqlite://{home}/bridge.db\"\n\
              {tls}\
              [matrix]\nhomeserver_url = \"{hs}\"\nserver_name = \"localhost\"\n\
-             as_token = \"{AS_TOKEN}\"\nhs_token = \"{HS_TOKEN}\"\n",
+             as_token = \"{AS_TOKEN}\"\nhs_token = \"{HS_TOKEN}\"\n\
+             [bridge]\nconsent = \"grant\"\n",
             home = home.display(),
             tls = mimi_tls(certs, "a.example", mimi.0, "b.example", mimi.1),
         ),
@@ -225,7 +226,12 @@ fn sent_by<'a>(events: &'a [Value], sender: &str, event_type: &str) -> Vec<&'a V
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_matrix_user_and_a_webhook_user_share_a_mimi_room() {
     let dir = tempfile::tempdir().unwrap();
-    let mut world = setup(dir.path()).await;
+    let dir_path = dir.path().to_path_buf();
+    if std::env::var_os("MIMI_TEST_KEEP").is_some() {
+        eprintln!("keeping {}", dir.keep().display());
+    }
+    let dir = dir_path;
+    let mut world = setup(&dir).await;
     let alice = world.alice.clone();
 
     // alice creates a room on Matrix and invites bob's ghost: the room becomes a MIMI room
@@ -435,6 +441,114 @@ async fn a_matrix_user_and_a_webhook_user_share_a_mimi_room() {
             .contains(&alice.user_id)
     );
 
+    // bob creates a room at W and adds alice: bridge M makes a portal for it (bot-created,
+    // m.bridge state, alias) and invites her; media go both ways through the content repository.
+    let picture: Vec<u8> = (0..2048u32).map(|i| (i * 7 % 251) as u8).collect();
+    let served = picture.clone();
+    let media_app = axum::Router::new().route(
+        "/cat.png",
+        axum::routing::get(move || {
+            let body = served.clone();
+            async move { ([("content-type", "image/png")], body) }
+        }),
+    );
+    let media_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let media_url = format!("http://{}/cat.png", media_listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(media_listener, media_app).await });
+    world
+        .w_submit(
+            "w-10",
+            "w-room",
+            EventKind::RoomCreated {
+                name: Some("From W".into()),
+            },
+        )
+        .await;
+    world
+        .w_submit(
+            "w-11",
+            "w-room",
+            EventKind::UserInvited {
+                target: mimi_bridge_connector::UserRef::mimi(
+                    "mimi://a.example/u/%40alice%3Alocalhost",
+                ),
+            },
+        )
+        .await;
+    let deadline = std::time::Instant::now() + WAIT;
+    while alice.invites().await.is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "alice was not invited to a portal\nbridge M: {:#?}\nbridge W: {:#?}",
+            world.bridge.as_ref().map(|b| b.log()),
+            world._w_bridge.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let invited = alice.accept_invites().await;
+    assert_eq!(invited.len(), 1, "{invited:?}");
+    let portal = invited[0].clone();
+    let bridge_state = alice
+        .state(&portal, "m.bridge", "mimi-bridge:mimi://b.example/r/w-room")
+        .await
+        .expect("the portal has m.bridge state");
+    assert_eq!(bridge_state["channel"]["id"], "mimi://b.example/r/w-room");
+    assert_eq!(
+        alice.state(&portal, "m.room.name", "").await.unwrap()["name"],
+        "From W"
+    );
+    let mut image = MessageContent::media(mimi_bridge_connector::MediaRef::new(
+        &media_url,
+        "image/png",
+    ));
+    image.attachments[0].name = Some("cat.png".into());
+    world
+        .w_submit(
+            "w-12",
+            "w-room",
+            EventKind::Message {
+                message_id: "w-m-3".into(),
+                content: image,
+                reply_to: None,
+                expires: None,
+            },
+        )
+        .await;
+    let shown = alice
+        .wait_for_event(&portal, |e| e["content"]["msgtype"] == "m.image", WAIT)
+        .await;
+    assert_eq!(shown["sender"], BOB_GHOST);
+    let mxc = shown["content"]["url"].as_str().unwrap();
+    assert_eq!(alice.download(mxc).await, picture);
+    let mxc = alice
+        .upload(b"a small file".to_vec(), "text/plain", "note.txt")
+        .await;
+    alice
+        .send_content(
+            &portal,
+            "m.room.message",
+            json!({"msgtype": "m.file", "body": "note.txt", "url": mxc, "info": {"mimetype": "text/plain", "size": 12}}),
+            None,
+        )
+        .await;
+    let got = world.commands(11, "alice's file in bob's room").await;
+    let CommandKind::Message { content, .. } = &got[10].kind else {
+        panic!("{got:#?}")
+    };
+    assert_eq!(got[10].room.legacy_id.as_ref().unwrap().as_str(), "w-room");
+    let file = &content.attachments[0];
+    assert_eq!(
+        (file.name.as_deref(), file.media_type.as_str()),
+        (Some("note.txt"), "text/plain")
+    );
+    let fetched = reqwest::get(&file.url)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(fetched.as_ref(), b"a small file");
+
     // Exactly once, in order, on both sides.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
@@ -449,7 +563,8 @@ async fn a_matrix_user_and_a_webhook_user_share_a_mimi_room() {
             "user_added",
             "message",
             "user_left",
-            "user_banned"
+            "user_banned",
+            "message"
         ]
     );
     let events = alice.messages(&room).await;

@@ -765,8 +765,14 @@ impl MatrixUser {
 
     /// Room ids this user is invited to (a full `/sync?timeout=0`).
     pub async fn invites(&self) -> Vec<String> {
+        // Synapse caches an initial sync's answer for a while: a filter of its own each time
+        // makes every call a fresh one.
+        let filter = json!({"room": {"timeline": {"limit": 1, "not_types": [format!("x.nonce.{}", txn_id())]}}});
         let v = self
-            .get("/_matrix/client/v3/sync?timeout=0&set_presence=offline")
+            .get(&format!(
+                "/_matrix/client/v3/sync?timeout=0&set_presence=offline&filter={}",
+                enc(&filter.to_string())
+            ))
             .await;
         v["rooms"]["invite"]
             .as_object()
