@@ -93,3 +93,57 @@ fn a_missing_file_is_a_read_error() {
     let err = Config::load(Path::new("/nonexistent/mimi.toml")).unwrap_err();
     assert!(matches!(err, ConfigError::Read { .. }), "{err}");
 }
+
+#[test]
+fn connector_sections_are_checked_field_by_field() {
+    const MATRIX: &str = "[matrix]\nhomeserver_url = \"http://127.0.0.1:8008\"\n\
+        server_name = \"hs.example\"\nas_token = \"aaaaaaaaaaaaaaaa\"\nhs_token = \"bbbbbbbbbbbbbbbb\"\n";
+    let config = parse(MATRIX).unwrap();
+    let settings = config.matrix_settings().unwrap();
+    assert_eq!(settings.appservice_url, "http://127.0.0.1:8448");
+    assert_eq!(settings.bot_user_id(), "@mimibot:hs.example");
+    let cases = [
+        (
+            MATRIX.replace("aaaaaaaaaaaaaaaa", "short"),
+            "matrix.as_token",
+        ),
+        (
+            MATRIX.replace("bbbbbbbbbbbbbbbb", "aaaaaaaaaaaaaaaa"),
+            "matrix.hs_token",
+        ),
+        (
+            MATRIX.replace("http://127.0.0.1:8008", "127.0.0.1:8008"),
+            "matrix.homeserver_url",
+        ),
+        (format!("{MATRIX}prefix = \"Mimi\"\n"), "matrix.prefix"),
+        (
+            format!("{MATRIX}bot_localpart = \"mimi_bot\"\n"),
+            "matrix.bot_localpart",
+        ),
+        (
+            format!(
+                "{MATRIX}[webhook]\nurl = \"http://x/\"\nsecrets = [\"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"]\n"
+            ),
+            "matrix",
+        ),
+        (
+            "[webhook]\nurl = \"ftp://x\"\nsecrets = []\n".into(),
+            "webhook.url",
+        ),
+        (
+            "[webhook]\nurl = \"http://x/\"\nsecrets = []\n".into(),
+            "webhook.secrets",
+        ),
+        (
+            "[webhook]\nurl = \"http://x/\"\nsecrets = [\"nope\"]\n".into(),
+            "webhook.secrets",
+        ),
+        (
+            "[bridge]\nmax_delivery_attempts = 0\n".into(),
+            "bridge.max_delivery_attempts",
+        ),
+    ];
+    for (text, field) in cases {
+        assert_eq!(invalid_field(&text), field, "{text}");
+    }
+}
