@@ -126,9 +126,13 @@ impl World {
     }
 
     async fn w_submit(&self, id: &str, room: &str, kind: EventKind) {
+        self.w_submit_as(id, room, "bob", kind).await
+    }
+
+    async fn w_submit_as(&self, id: &str, room: &str, sender: &str, kind: EventKind) {
         let answer = self
             .w
-            .submit(&ConnectorEvent::new(id, room, "bob", kind))
+            .submit(&ConnectorEvent::new(id, room, sender, kind))
             .await
             .unwrap();
         assert_eq!(answer.status, 202);
@@ -549,6 +553,114 @@ async fn a_matrix_user_and_a_webhook_user_share_a_mimi_room() {
         .unwrap();
     assert_eq!(fetched.as_ref(), b"a small file");
 
+    // In bob's room: alice replies to bob; bob edits and deletes his message; dave of W comes
+    // and goes; bob bans alice.
+    world
+        .w_submit(
+            "w-13",
+            "w-room",
+            EventKind::Message {
+                message_id: "w-m-4".into(),
+                content: MessageContent::text("welcome alice"),
+                reply_to: None,
+                expires: None,
+            },
+        )
+        .await;
+    let welcome = alice.wait_for_text(&portal, "welcome alice", WAIT).await;
+    let welcome_id = welcome["event_id"].as_str().unwrap().to_string();
+    alice.reply(&portal, &welcome_id, "thanks bob").await;
+    let got = world.commands(12, "alice's reply in bob's room").await;
+    let CommandKind::Message { reply_to, .. } = &got[11].kind else {
+        panic!("{got:#?}")
+    };
+    assert_eq!(
+        reply_to
+            .as_ref()
+            .unwrap()
+            .legacy_id
+            .as_ref()
+            .unwrap()
+            .as_str(),
+        "w-m-4"
+    );
+    world
+        .w_submit(
+            "w-14",
+            "w-room",
+            EventKind::Edit {
+                message_id: "w-m-4".into(),
+                content: MessageContent::text("welcome, alice"),
+            },
+        )
+        .await;
+    let edit = alice
+        .wait_for_event(
+            &portal,
+            |e| e["content"]["m.relates_to"]["rel_type"] == "m.replace",
+            WAIT,
+        )
+        .await;
+    assert_eq!(
+        edit["content"]["m.relates_to"]["event_id"],
+        welcome_id.as_str()
+    );
+    assert_eq!(edit["content"]["m.new_content"]["body"], "welcome, alice");
+    world
+        .w_submit(
+            "w-15",
+            "w-room",
+            EventKind::Delete {
+                message_id: "w-m-4".into(),
+            },
+        )
+        .await;
+    alice
+        .wait_for_event(
+            &portal,
+            |e| {
+                e["type"] == "m.room.redaction"
+                    && (e["redacts"] == welcome_id.as_str()
+                        || e["content"]["redacts"] == welcome_id.as_str())
+            },
+            WAIT,
+        )
+        .await;
+    const DAVE_GHOST: &str = "@mimi_b.example_dave:localhost";
+    world
+        .w_submit(
+            "w-16",
+            "w-room",
+            EventKind::UserInvited {
+                target: mimi_bridge_connector::UserRef::legacy("dave"),
+            },
+        )
+        .await;
+    alice
+        .wait_for_membership(&portal, DAVE_GHOST, "join", WAIT)
+        .await;
+    world
+        .w_submit_as("w-17", "w-room", "dave", EventKind::UserLeft)
+        .await;
+    alice
+        .wait_for_membership(&portal, DAVE_GHOST, "leave", WAIT)
+        .await;
+    world
+        .w_submit(
+            "w-18",
+            "w-room",
+            EventKind::UserBanned {
+                target: mimi_bridge_connector::UserRef::mimi(
+                    "mimi://a.example/u/%40alice%3Alocalhost",
+                ),
+                reason: None,
+            },
+        )
+        .await;
+    let bot = world.synapse.as_user(AS_TOKEN, "@mimibot:localhost");
+    bot.wait_for_membership(&portal, &alice.user_id, "ban", WAIT)
+        .await;
+
     // Exactly once, in order, on both sides.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
@@ -564,6 +676,7 @@ async fn a_matrix_user_and_a_webhook_user_share_a_mimi_room() {
             "message",
             "user_left",
             "user_banned",
+            "message",
             "message"
         ]
     );

@@ -155,9 +155,8 @@ impl Bridge {
         Ok(events || commits || commands)
     }
 
-    /// In rooms this provider hosts, a local member commits the proposals the hub cached
-    /// (users leaving): MIMI requires them in the next commit, and without a commit the
-    /// leaving users would stay in the room.
+    /// A local member commits the proposals a room has cached (users leaving): MIMI requires
+    /// them in the next commit, and without a commit the leaving users would stay in the room.
     async fn commit_cached_proposals(&self) -> Result<bool, BridgeError> {
         let mut committed = false;
         for room_id in room_log::rooms_with_pending_proposals(self.store.pool()).await? {
@@ -165,11 +164,23 @@ impl Bridge {
             let Ok(room) = room_id.parse::<crate::uri::RoomUri>() else {
                 continue;
             };
-            if room.provider() != &self.provider
-                || self.room_waits(&key)
+            if self.room_waits(&key)
                 || pending_commits::any_in_room(self.store.pool(), &room_id).await?
             {
                 continue;
+            }
+            // The hub commits at once. A follower steps in when proposals stay uncommitted for
+            // a while (the hub may have no member left that can commit them); should both
+            // commit, the hub takes one and refuses the other.
+            if room.provider() != &self.provider {
+                let grace = format!("grace:{room_id}");
+                if !self.has_wait(&grace) {
+                    self.wait_room(&grace, Duration::from_secs(3));
+                    continue;
+                }
+                if self.room_waits(&grace) {
+                    continue;
+                }
             }
             let state = self.mls.room_state(&room).await?;
             let candidates = state
@@ -203,6 +214,11 @@ impl Bridge {
     fn wait_room(&self, legacy_room: &str, pause: Duration) {
         let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
         waiting.insert(legacy_room.to_owned(), Instant::now() + pause);
+    }
+
+    fn has_wait(&self, key: &str) -> bool {
+        let waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        waiting.contains_key(key)
     }
 
     fn room_waits(&self, legacy_room: &str) -> bool {
