@@ -69,30 +69,6 @@ fn matrix_bridge_config(
     config
 }
 
-fn names(commands: &[BridgeCommand]) -> Vec<&'static str> {
-    commands
-        .iter()
-        .map(|c| match &c.kind {
-            CommandKind::RoomCreated { .. } => "room_created",
-            CommandKind::UserAdded { .. } => "user_added",
-            CommandKind::UserInvited { .. } => "user_invited",
-            CommandKind::UserJoined => "user_joined",
-            CommandKind::UserLeft => "user_left",
-            CommandKind::UserRemoved { .. } => "user_removed",
-            CommandKind::UserBanned { .. } => "user_banned",
-            CommandKind::Message { .. } => "message",
-            CommandKind::Edit { .. } => "edit",
-            CommandKind::Delete { .. } => "delete",
-            CommandKind::Reaction { .. } => "reaction",
-            CommandKind::ReactionRemoved { .. } => "reaction_removed",
-            CommandKind::RoomRenamed { .. } => "room_renamed",
-            CommandKind::Typing { .. } => "typing",
-            CommandKind::ReadReceipt { .. } => "read_receipt",
-            CommandKind::EventFailed { .. } => "event_failed",
-        })
-        .collect()
-}
-
 struct World {
     synapse: Synapse,
     bridge: Option<Daemon>,
@@ -410,9 +386,23 @@ async fn a_matrix_user_and_a_webhook_user_share_a_mimi_room() {
         got[8].sender.uri.as_str(),
         "mimi://a.example/u/%40carol%3Alocalhost"
     );
+    // alice makes bob a moderator: a MIMI role change (group admin)
+    let mut levels = alice.state(&room, "m.room.power_levels", "").await.unwrap();
+    levels["users"][BOB_GHOST] = json!(50);
+    alice
+        .set_state(&room, "m.room.power_levels", "", levels)
+        .await;
+    let got = world.commands(10, "bob's new role").await;
+    let CommandKind::RoleChanged { target } = &got[9].kind else {
+        panic!("{got:#?}")
+    };
+    assert_eq!(
+        (target.uri.as_str(), target.role),
+        ("mimi://b.example/u/bob", Some(3))
+    );
     alice.ban(&room, BOB_GHOST, Some("enough")).await;
-    let got = world.commands(10, "bob's ban").await;
-    let CommandKind::UserBanned { target, .. } = &got[9].kind else {
+    let got = world.commands(11, "bob's ban").await;
+    let CommandKind::UserBanned { target, .. } = &got[10].kind else {
         panic!("{got:#?}")
     };
     assert_eq!(target.uri.as_str(), "mimi://b.example/u/bob");
@@ -501,6 +491,41 @@ async fn a_matrix_user_and_a_webhook_user_share_a_mimi_room() {
         alice.state(&portal, "m.room.name", "").await.unwrap()["name"],
         "From W"
     );
+    let levels = alice
+        .state(&portal, "m.room.power_levels", "")
+        .await
+        .unwrap();
+    assert_eq!(
+        levels["users"][BOB_GHOST], 50,
+        "bob created the room: group admin; {levels}"
+    );
+    world
+        .w_submit(
+            "w-19",
+            "w-room",
+            EventKind::RoleChanged {
+                target: mimi_bridge_connector::UserRef::mimi(
+                    "mimi://a.example/u/%40alice%3Alocalhost",
+                ),
+                role: 3,
+            },
+        )
+        .await;
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let levels = alice
+            .state(&portal, "m.room.power_levels", "")
+            .await
+            .unwrap();
+        if levels["users"][alice.user_id.as_str()] == 50 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "alice's role did not reach Matrix: {levels}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let mut image = MessageContent::media(mimi_bridge_connector::MediaRef::new(
         &media_url,
         "image/png",
@@ -535,11 +560,11 @@ async fn a_matrix_user_and_a_webhook_user_share_a_mimi_room() {
             None,
         )
         .await;
-    let got = world.commands(11, "alice's file in bob's room").await;
-    let CommandKind::Message { content, .. } = &got[10].kind else {
+    let got = world.commands(12, "alice's file in bob's room").await;
+    let CommandKind::Message { content, .. } = &got[11].kind else {
         panic!("{got:#?}")
     };
-    assert_eq!(got[10].room.legacy_id.as_ref().unwrap().as_str(), "w-room");
+    assert_eq!(got[11].room.legacy_id.as_ref().unwrap().as_str(), "w-room");
     let file = &content.attachments[0];
     assert_eq!(
         (file.name.as_deref(), file.media_type.as_str()),
@@ -570,8 +595,8 @@ async fn a_matrix_user_and_a_webhook_user_share_a_mimi_room() {
     let welcome = alice.wait_for_text(&portal, "welcome alice", WAIT).await;
     let welcome_id = welcome["event_id"].as_str().unwrap().to_string();
     alice.reply(&portal, &welcome_id, "thanks bob").await;
-    let got = world.commands(12, "alice's reply in bob's room").await;
-    let CommandKind::Message { reply_to, .. } = &got[11].kind else {
+    let got = world.commands(13, "alice's reply in bob's room").await;
+    let CommandKind::Message { reply_to, .. } = &got[12].kind else {
         panic!("{got:#?}")
     };
     assert_eq!(
@@ -664,7 +689,7 @@ async fn a_matrix_user_and_a_webhook_user_share_a_mimi_room() {
     // Exactly once, in order, on both sides.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
-        names(&world.receiver.commands()),
+        common::command_types(&world.receiver.commands()),
         [
             "room_created",
             "message",
@@ -675,6 +700,7 @@ async fn a_matrix_user_and_a_webhook_user_share_a_mimi_room() {
             "user_added",
             "message",
             "user_left",
+            "role_changed",
             "user_banned",
             "message",
             "message"

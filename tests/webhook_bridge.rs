@@ -154,30 +154,6 @@ fn message(id: &str, content: MessageContent, reply_to: Option<&str>) -> EventKi
     }
 }
 
-fn kind_names(commands: &[BridgeCommand]) -> Vec<&'static str> {
-    commands
-        .iter()
-        .map(|c| match &c.kind {
-            CommandKind::RoomCreated { .. } => "room_created",
-            CommandKind::UserAdded { .. } => "user_added",
-            CommandKind::UserInvited { .. } => "user_invited",
-            CommandKind::UserJoined => "user_joined",
-            CommandKind::UserLeft => "user_left",
-            CommandKind::UserRemoved { .. } => "user_removed",
-            CommandKind::UserBanned { .. } => "user_banned",
-            CommandKind::Message { .. } => "message",
-            CommandKind::Edit { .. } => "edit",
-            CommandKind::Delete { .. } => "delete",
-            CommandKind::Reaction { .. } => "reaction",
-            CommandKind::ReactionRemoved { .. } => "reaction_removed",
-            CommandKind::RoomRenamed { .. } => "room_renamed",
-            CommandKind::Typing { .. } => "typing",
-            CommandKind::ReadReceipt { .. } => "read_receipt",
-            CommandKind::EventFailed { .. } => "event_failed",
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_webhook_providers_share_a_room_through_their_bridges() {
     let dir = tempfile::tempdir().unwrap();
@@ -410,11 +386,11 @@ async fn two_webhook_providers_share_a_room_through_their_bridges() {
     // order, on the other side only.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
-        kind_names(&a.receiver.commands()),
+        common::command_types(&a.receiver.commands()),
         ["message", "reaction", "user_left", "event_failed"]
     );
     assert_eq!(
-        kind_names(&b.receiver.commands()),
+        common::command_types(&b.receiver.commands()),
         ["room_created", "message", "edit", "delete", "room_renamed"]
     );
     // B's server failed three calls; they were retried under the same ids.

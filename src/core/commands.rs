@@ -226,7 +226,7 @@ impl Bridge {
             let participants = change
                 .participants
                 .iter()
-                .map(|p| self.command_user(&p.user))
+                .map(|p| self.command_user_in_role(&p.user, p.role))
                 .collect();
             let command = self.command(
                 room,
@@ -274,6 +274,14 @@ impl Bridge {
                 CommandKind::UserBanned {
                     target: target(user),
                     reason: None,
+                },
+            ));
+        }
+        for RoleEntry { user, role } in &change.roles {
+            kinds.push((
+                by.clone(),
+                CommandKind::RoleChanged {
+                    target: self.command_user_in_role(user, *role),
                 },
             ));
         }

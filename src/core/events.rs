@@ -180,6 +180,29 @@ impl Bridge {
             EventKind::UserBanned { target, .. } => {
                 self.remove(&room, &sender, target, true, seq).await
             }
+            EventKind::RoleChanged { target, role } => {
+                let target = match self.target_user(target) {
+                    Ok(t) => t,
+                    Err(reason) => return Ok(failed(reason)),
+                };
+                let state = self.mls.room_state(&room).await?;
+                if !state.participants.contains(&target) {
+                    return Ok(failed(format!("{target} is not a participant of {room}")));
+                }
+                if state.participants.role_of(&target) == *role {
+                    return Ok(Outcome::Nothing);
+                }
+                self.commit(
+                    &room,
+                    &sender,
+                    CommitOp::ChangeRole {
+                        user: target,
+                        role: *role,
+                    },
+                    seq,
+                )
+                .await
+            }
             EventKind::RoomRenamed { name } => {
                 self.commit(&room, &sender, CommitOp::Rename(name.clone()), seq)
                     .await

@@ -105,6 +105,15 @@ impl Bridge {
             uri: MimiUserRef::new(uri.to_owned()),
             legacy_id,
             display_name: None,
+            role: None,
+        }
+    }
+
+    /// [`command_user`](Self::command_user) with the user's role in the room.
+    pub(super) fn command_user_in_role(&self, uri: &str, role: u32) -> MimiUser {
+        MimiUser {
+            role: Some(role),
+            ..self.command_user(uri)
         }
     }
 

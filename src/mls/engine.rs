@@ -768,6 +768,10 @@ impl ProxyMls {
                 rename: Some(name),
                 ..Default::default()
             },
+            CommitOp::ChangeRole { user, role } => StagePlan {
+                role_change: Some((user, role)),
+                ..Default::default()
+            },
             CommitOp::CommitPending => StagePlan::default(),
         };
         plan.settlement = Some(settlement);
@@ -2111,6 +2115,8 @@ pub enum CommitOp {
     RemoveUser { user: UserUri, ban: bool },
     /// Change the room name (room metadata).
     Rename(String),
+    /// Change a participant's role.
+    ChangeRole { user: UserUri, role: u32 },
     /// Commit the proposals the room has cached.
     CommitPending,
 }

@@ -239,3 +239,16 @@ impl Daemon {
             .map(str::to_string)
     }
 }
+
+/// The `type` of each command, as on the wire (`"message"`, `"user_left"`, …).
+pub fn command_types(commands: &[mimi_bridge_connector::BridgeCommand]) -> Vec<String> {
+    commands
+        .iter()
+        .map(|c| {
+            serde_json::to_value(c).expect("a command serialises")["type"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect()
+}

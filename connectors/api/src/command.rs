@@ -109,6 +109,12 @@ pub enum CommandKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// `target`'s role in the room changed to `target.role` (e.g. made an admin). JSON:
+    /// `{"type": "role_changed", "target": {"uri": "mimi://b.example/u/bob", "role": 3}, …}`.
+    RoleChanged {
+        /// Whose role changed; `role` is the new one.
+        target: MimiUser,
+    },
     /// The sender sent a message. Mandatory, but a reply needs [`Feature::Replies`] and
     /// attachments need [`Feature::Media`]. Return the legacy id of the message in
     /// [`Delivery::message_id`](crate::Delivery::message_id) so later edits, replies and
@@ -219,7 +225,8 @@ impl CommandKind {
             | CommandKind::UserJoined
             | CommandKind::UserLeft
             | CommandKind::UserRemoved { .. }
-            | CommandKind::UserBanned { .. } => Feature::Membership.into(),
+            | CommandKind::UserBanned { .. }
+            | CommandKind::RoleChanged { .. } => Feature::Membership.into(),
             CommandKind::Message {
                 content, reply_to, ..
             } => {
@@ -269,6 +276,12 @@ pub struct MimiUser {
     /// A name to show, if the core knows one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
+    /// The user's role in the room, where the command is about membership (`room_created`
+    /// participants, `user_added` and `role_changed` targets): a MIMI role index, in the
+    /// default roles 0 no role, 1 banned, 2 ordinary user, 3 group admin, 4 super admin,
+    /// 5 policy enforcer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<u32>,
 }
 
 impl MimiUser {
@@ -278,6 +291,7 @@ impl MimiUser {
             uri: uri.into(),
             legacy_id: None,
             display_name: None,
+            role: None,
         }
     }
 }

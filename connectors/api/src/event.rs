@@ -92,7 +92,8 @@ impl ConnectorEvent {
             EventKind::UserInvited { target }
             | EventKind::UserAdded { target }
             | EventKind::UserRemoved { target, .. }
-            | EventKind::UserBanned { target, .. } => target.validate()?,
+            | EventKind::UserBanned { target, .. }
+            | EventKind::RoleChanged { target, .. } => target.validate()?,
             EventKind::UserJoined | EventKind::UserLeft => {}
             EventKind::Message {
                 message_id,
@@ -193,6 +194,16 @@ pub enum EventKind {
         /// Why, if the legacy network says.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
+    },
+    /// The sender changed `target`'s role in the room to `role` (a MIMI role index, see
+    /// [`MimiUser::role`](crate::MimiUser::role)). JSON:
+    /// `{"type": "role_changed", "event_id": "e-9", "room_id": "general", "sender": "alice",
+    /// "target": {"legacy_id": "carol"}, "role": 3}`.
+    RoleChanged {
+        /// Whose role changed.
+        target: UserRef,
+        /// The new role index.
+        role: u32,
     },
     /// The sender sent a message. It becomes a MIMI message whose `inReplyTo` is the MIMI id of
     /// `reply_to`, if given.

@@ -296,6 +296,7 @@ fn command(kind: CommandKind) -> BridgeCommand {
             uri: "mimi://b.example/u/bob".into(),
             legacy_id: Some("@mimi_bob:hs.example".into()),
             display_name: Some("Bob".into()),
+            role: None,
         },
         hub_timestamp_ms: 1_767_225_600_123,
     }
@@ -323,6 +324,7 @@ fn carol() -> MimiUser {
         uri: "mimi://a.example/u/carol".into(),
         legacy_id: Some("carol".into()),
         display_name: None,
+        role: None,
     }
 }
 
@@ -526,6 +528,7 @@ fn command_event_failed() {
         uri: "mimi://a.example/u/alice".into(),
         legacy_id: Some("alice".into()),
         display_name: None,
+        role: None,
     };
     assert_wire(
         &c,
@@ -557,5 +560,26 @@ fn delivery_and_accepted_shapes() {
     assert_eq!(
         serde_json::from_str::<Accepted>("{}").unwrap(),
         Accepted::NEW
+    );
+}
+
+#[test]
+fn role_changes_both_ways() {
+    assert_wire(
+        &event(EventKind::RoleChanged {
+            target: UserRef::legacy("carol"),
+            role: 3,
+        }),
+        &ev(r#""type": "role_changed", "target": {"legacy_id": "carol"}, "role": 3"#),
+    );
+    assert_wire(
+        &command(CommandKind::RoleChanged {
+            target: MimiUser {
+                role: Some(3),
+                ..carol()
+            },
+        }),
+        &cmd(r#""type": "role_changed",
+            "target": {"uri": "mimi://a.example/u/carol", "legacy_id": "carol", "role": 3}"#),
     );
 }

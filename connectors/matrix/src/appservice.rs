@@ -279,6 +279,45 @@ impl MatrixConnector {
                     None => Ok(()),
                 }
             }
+            "m.room.power_levels" => {
+                // Role changes: users whose level moved, read against the previous content.
+                let before = &ev["unsigned"]["prev_content"]["users"];
+                let Some(after) = content["users"].as_object() else {
+                    return Ok(());
+                };
+                let mut changed: Vec<(&String, i64)> = Vec::new();
+                for (user, level) in after {
+                    let level = level.as_i64().unwrap_or(0);
+                    if before[user].as_i64().unwrap_or(0) != level {
+                        changed.push((user, level));
+                    }
+                }
+                if let Some(before) = before.as_object() {
+                    for user in before.keys() {
+                        if !after.contains_key(user) {
+                            changed.push((user, 0));
+                        }
+                    }
+                }
+                for (user, level) in changed {
+                    if user == self.bot.as_str() || user == sender {
+                        continue;
+                    }
+                    let role = crate::connector::role_of_power_level(level);
+                    self.submit(
+                        event(
+                            &format!("{event_id}#{user}"),
+                            EventKind::RoleChanged {
+                                target: legacy(user),
+                                role,
+                            },
+                        ),
+                        &room_id,
+                    )
+                    .await?;
+                }
+                Ok(())
+            }
             "m.room.name" => match content["name"].as_str().filter(|n| !n.is_empty()) {
                 Some(name) => {
                     self.submit(

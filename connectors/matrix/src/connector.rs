@@ -17,7 +17,7 @@ use ruma::api::client::message::send_message_event;
 use ruma::api::client::profile::set_display_name;
 use ruma::api::client::redact::redact_event;
 use ruma::api::client::room::create_room;
-use ruma::api::client::state::send_state_event;
+use ruma::api::client::state::{get_state_event_for_key, send_state_event};
 use ruma::events::{MessageLikeEventType, StateEventType};
 use ruma::serde::Raw;
 use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, UserId};
@@ -82,6 +82,26 @@ fn event_id(value: &str) -> Result<OwnedEventId, ConnectorError> {
     value
         .try_into()
         .map_err(|e| invalid("Matrix event id", value, e))
+}
+
+/// The Matrix power level of a MIMI role (default roles): group admins moderate (50), super
+/// admins and policy enforcers get 75, below the bridge bot (the portal's creator) so the
+/// bridge keeps control.
+pub(crate) fn power_level(role: u32) -> i64 {
+    match role {
+        3 => 50,
+        4 | 5 => 75,
+        _ => 0,
+    }
+}
+
+/// The MIMI role a Matrix power level stands for.
+pub(crate) fn role_of_power_level(level: i64) -> u32 {
+    match level {
+        l if l >= 75 => 4,
+        l if l >= 50 => 3,
+        _ => 2,
+    }
 }
 
 /// The `m.bridge` state of a portal (MSC2346), saying where end-to-end encryption ends.
@@ -339,7 +359,20 @@ impl MatrixConnector {
                 locals.push(id);
             }
         }
+        // The bot creates the room: its power comes from that (room version 12 does not even
+        // allow creators in the list).
+        let mut users = serde_json::Map::new();
+        for p in participants {
+            let level = power_level(p.role.unwrap_or(2));
+            if level > 0 {
+                users.insert(self.matrix_user(p)?.to_string(), json!(level));
+            }
+        }
         let mut request = create_room::v3::Request::new();
+        request.power_level_content_override = Some(Raw::from_json(
+            serde_json::value::to_raw_value(&json!({ "users": users }))
+                .map_err(|e| ConnectorError::permanent(e.to_string()))?,
+        ));
         request.name = name.map(str::to_owned);
         request.room_alias_name = Some(alias.clone());
         request.invite = locals;
@@ -520,6 +553,12 @@ impl MatrixConnector {
                 self.redact(&room, &ghost, reaction.as_str(), txn).await?;
                 Ok(Delivery::done())
             }
+            CommandKind::RoleChanged { target } => {
+                let level = power_level(target.role.unwrap_or(2));
+                let target = self.matrix_user(target)?;
+                self.set_power_level(&room, &target, level, command).await?;
+                Ok(Delivery::done())
+            }
             CommandKind::RoomRenamed { name } => {
                 let ghost = self.sender_ghost(command)?;
                 let content = json!({"name": name});
@@ -573,6 +612,62 @@ impl MatrixConnector {
             .await?
             .content_uri
             .to_string())
+    }
+
+    /// Gives `user` the power level `level` in `room`, as the bot (or else the acting ghost).
+    async fn set_power_level(
+        &self,
+        room: &OwnedRoomId,
+        user: &UserId,
+        level: i64,
+        command: &BridgeCommand,
+    ) -> Result<(), ConnectorError> {
+        let request = get_state_event_for_key::v3::Request::new(
+            room.clone(),
+            StateEventType::RoomPowerLevels,
+            String::new(),
+        );
+        let current = self
+            .client
+            .call(request, None)
+            .await
+            .map_err(connector_error)?;
+        let mut content: Value = serde_json::from_str(current.event_or_content.get())
+            .map_err(|e| ConnectorError::permanent(e.to_string()))?;
+        if content.get("content").is_some_and(Value::is_object) {
+            content = content["content"].take();
+        }
+        if !content["users"].is_object() {
+            content["users"] = json!({});
+        }
+        if level == 0 {
+            if let Some(users) = content["users"].as_object_mut() {
+                users.remove(user.as_str());
+            }
+        } else {
+            content["users"][user.as_str()] = json!(level);
+        }
+        let mut last = None;
+        for actor in [None, self.sender_ghost(command).ok()] {
+            match self
+                .send_state(
+                    room,
+                    actor.as_deref(),
+                    "m.room.power_levels",
+                    "",
+                    content.clone(),
+                )
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(e) if e.errcode() == Some("M_FORBIDDEN") => last = Some(e),
+                Err(e) => return Err(connector_error(e)),
+            }
+        }
+        Err(ConnectorError::permanent(format!(
+            "neither the bot nor the acting ghost may change power levels in {room}: {}",
+            last.map(|e| e.to_string()).unwrap_or_default()
+        )))
     }
 
     /// Sends as a ghost; a ghost that is not (yet) in the room joins first.

@@ -436,6 +436,7 @@ fn user() -> MimiUser {
         uri: "mimi://b.example/u/bob".into(),
         legacy_id: Some("@mimi_bob:hs.example".into()),
         display_name: Some("Bob".into()),
+        role: Some(3),
     }
 }
 
@@ -454,7 +455,7 @@ fn message_ref() -> MessageRef {
 }
 
 /// The number of [`EventKind`] variants; [`event_index`] numbers them.
-const EVENT_KINDS: usize = 15;
+const EVENT_KINDS: usize = 16;
 
 /// Fails to compile when a variant is added: then add a sample to [`event_kinds`] too.
 fn event_index(kind: &EventKind) -> usize {
@@ -466,14 +467,15 @@ fn event_index(kind: &EventKind) -> usize {
         EventKind::UserLeft => 4,
         EventKind::UserRemoved { .. } => 5,
         EventKind::UserBanned { .. } => 6,
-        EventKind::Message { .. } => 7,
-        EventKind::Edit { .. } => 8,
-        EventKind::Delete { .. } => 9,
-        EventKind::Reaction { .. } => 10,
-        EventKind::ReactionRemoved { .. } => 11,
-        EventKind::RoomRenamed { .. } => 12,
-        EventKind::Typing { .. } => 13,
-        EventKind::ReadReceipt { .. } => 14,
+        EventKind::RoleChanged { .. } => 7,
+        EventKind::Message { .. } => 8,
+        EventKind::Edit { .. } => 9,
+        EventKind::Delete { .. } => 10,
+        EventKind::Reaction { .. } => 11,
+        EventKind::ReactionRemoved { .. } => 12,
+        EventKind::RoomRenamed { .. } => 13,
+        EventKind::Typing { .. } => 14,
+        EventKind::ReadReceipt { .. } => 15,
     }
 }
 
@@ -497,6 +499,10 @@ fn event_kinds() -> Vec<EventKind> {
         EventKind::UserBanned {
             target: UserRef::legacy("mallory"),
             reason: Some("spam".into()),
+        },
+        EventKind::RoleChanged {
+            target: UserRef::legacy("carol"),
+            role: 3,
         },
         EventKind::Message {
             message_id: "m-17".into(),
@@ -556,7 +562,7 @@ fn events() -> Vec<ConnectorEvent> {
 }
 
 /// The number of [`CommandKind`] variants; [`command_index`] numbers them.
-const COMMAND_KINDS: usize = 16;
+const COMMAND_KINDS: usize = 17;
 
 /// Fails to compile when a variant is added: then add a sample to [`command_kinds`] too.
 fn command_index(kind: &CommandKind) -> usize {
@@ -568,15 +574,16 @@ fn command_index(kind: &CommandKind) -> usize {
         CommandKind::UserLeft => 4,
         CommandKind::UserRemoved { .. } => 5,
         CommandKind::UserBanned { .. } => 6,
-        CommandKind::Message { .. } => 7,
-        CommandKind::Edit { .. } => 8,
-        CommandKind::Delete { .. } => 9,
-        CommandKind::Reaction { .. } => 10,
-        CommandKind::ReactionRemoved { .. } => 11,
-        CommandKind::RoomRenamed { .. } => 12,
-        CommandKind::Typing { .. } => 13,
-        CommandKind::ReadReceipt { .. } => 14,
-        CommandKind::EventFailed { .. } => 15,
+        CommandKind::RoleChanged { .. } => 7,
+        CommandKind::Message { .. } => 8,
+        CommandKind::Edit { .. } => 9,
+        CommandKind::Delete { .. } => 10,
+        CommandKind::Reaction { .. } => 11,
+        CommandKind::ReactionRemoved { .. } => 12,
+        CommandKind::RoomRenamed { .. } => 13,
+        CommandKind::Typing { .. } => 14,
+        CommandKind::ReadReceipt { .. } => 15,
+        CommandKind::EventFailed { .. } => 16,
     }
 }
 
@@ -598,6 +605,7 @@ fn command_kinds() -> Vec<CommandKind> {
             target: user(),
             reason: Some("spam".into()),
         },
+        CommandKind::RoleChanged { target: user() },
         CommandKind::Message {
             mimi_message_id: hex_id("01"),
             content: content(),
@@ -1249,10 +1257,20 @@ fn the_validator_is_not_vacuous() {
                "target": {"uri": "https://b.example/u/bob"}}),
         json!({"type": "user_invited", "event_id": "e", "room_id": "r", "sender": "s",
                "target": {"uri": "mimi://b.example/u/bob", "legacy_id": "bob"}}),
+        json!({"type": "role_changed", "event_id": "e", "room_id": "r", "sender": "s",
+               "target": {"legacy_id": "carol"}}),
+        json!({"type": "role_changed", "event_id": "e", "room_id": "r", "sender": "s",
+               "target": {"legacy_id": "carol"}, "role": -1}),
+        json!({"type": "role_changed", "event_id": "e", "room_id": "r", "sender": "s",
+               "target": {"legacy_id": "carol"}, "role": 4_294_967_296u64}),
     ] {
         assert!(event(bad.clone()).is_err(), "{bad} should be invalid");
     }
-    let command = serde_json::to_value(&commands()[7]).unwrap();
+    let command = commands()
+        .iter()
+        .map(|c| serde_json::to_value(c).unwrap())
+        .find(|c| c["type"] == "message")
+        .unwrap();
     let mut bad = command.clone();
     bad["mimi_message_id"] = json!("01…");
     assert!(validate(&doc, &schema_ref("BridgeCommand"), &command).is_ok());

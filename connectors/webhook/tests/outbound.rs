@@ -82,6 +82,7 @@ fn command(id: &str) -> BridgeCommand {
             uri: "mimi://b.example/u/bob".into(),
             legacy_id: None,
             display_name: None,
+            role: None,
         },
         hub_timestamp_ms: 1,
     }
