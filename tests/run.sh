@@ -9,7 +9,8 @@
 #                           (default postgres://postgres@127.0.0.1:5432/postgres; the user must be
 #                           allowed to CREATE DATABASE: each test makes and drops its own).
 #   MIMI_SYNAPSE_VENV       virtualenv holding Synapse (a real Matrix homeserver for the Matrix
-#                           connector's tests); created with pip when missing
+#                           connector's tests) and the Standard Webhooks reference
+#                           implementation; created with pip when missing
 #                           (default ~/.cache/mimi-bridge/synapse-venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -66,6 +67,11 @@ if ! synapse_ok; then
   fi
   "$SYNAPSE_VENV/bin/pip" install -q --disable-pip-version-check 'matrix-synapse>=1.140,<2' </dev/null
   synapse_ok || { echo "tests/run.sh: Synapse did not install into $SYNAPSE_VENV" >&2; exit 1; }
+fi
+
+# The Standard Webhooks reference implementation, which the webhook signature tests check against.
+if ! "$SYNAPSE_VENV/bin/python" -c 'import standardwebhooks' >/dev/null 2>&1; then
+  "$SYNAPSE_VENV/bin/pip" install -q --disable-pip-version-check 'standardwebhooks>=1.0,<2' </dev/null
 fi
 
 # Library, binaries and integration tests; the benchmarks are compiled by clippy in CI and
