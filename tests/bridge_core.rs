@@ -105,7 +105,8 @@ impl Harness {
             let moved = self.bridge.run_once().await.unwrap();
             self.service.deliver_due().await.unwrap();
             let pending = outbox::pending(self.store.pool(), None).await.unwrap();
-            if !moved && pending.is_empty() {
+            let waiting = legacy_events::heads(self.store.pool(), 1).await.unwrap();
+            if !moved && pending.is_empty() && waiting.is_empty() {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;

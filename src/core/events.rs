@@ -22,6 +22,9 @@ use crate::uri::{ClientUri, RoomUri, UserUri};
 const CREATOR_ROLE: u32 = 3;
 const MEMBER_ROLE: u32 = 2;
 
+/// Events of one room carried out in a row before the worker looks at the other rooms.
+const EVENTS_PER_TURN: usize = 64;
+
 /// What became of an event.
 #[derive(Debug)]
 enum Outcome {
@@ -57,30 +60,49 @@ impl Bridge {
             if self.room_waits(&head.legacy_room_id) {
                 continue;
             }
-            let outcome = match self.carry_out(&head).await {
-                Ok(outcome) => outcome,
-                Err(e) => {
-                    tracing::warn!(event = %head.event_id, error = %e, "legacy event: will retry");
-                    Outcome::Later(Duration::from_secs(1))
+            // A room's events in a row, up to a bound so that other rooms get their turn.
+            let mut next = Some(head);
+            let mut carried = 0;
+            while let Some(event) = next.take() {
+                if !self.settle_one(&event).await? {
+                    break;
                 }
-            };
-            tracing::debug!(event = %head.event_id, ?outcome, "legacy event");
-            match outcome {
-                Outcome::Settled => progressed = true,
-                Outcome::Nothing => {
-                    legacy_events::settle(self.store.pool(), head.seq, EventState::Done, None)
+                progressed = true;
+                carried += 1;
+                if carried < EVENTS_PER_TURN {
+                    next = legacy_events::next_pending(self.store.pool(), &event.legacy_room_id)
                         .await?;
-                    progressed = true;
                 }
-                Outcome::Failed(reason) => {
-                    tracing::info!(event = %head.event_id, %reason, "legacy event not carried into MIMI");
-                    self.fail_event(&head, &reason).await?;
-                    progressed = true;
-                }
-                Outcome::Later(pause) => self.wait_room(&head.legacy_room_id, pause),
             }
         }
         Ok(progressed)
+    }
+
+    /// Carries out one event; false when it has to wait (its room then waits).
+    async fn settle_one(&self, event: &LegacyEventRecord) -> Result<bool, BridgeError> {
+        let outcome = match self.carry_out(event).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                tracing::warn!(event = %event.event_id, error = %e, "legacy event: will retry");
+                Outcome::Later(Duration::from_secs(1))
+            }
+        };
+        tracing::debug!(event = %event.event_id, ?outcome, "legacy event");
+        match outcome {
+            Outcome::Settled => {}
+            Outcome::Nothing => {
+                legacy_events::settle(self.store.pool(), event.seq, EventState::Done, None).await?;
+            }
+            Outcome::Failed(reason) => {
+                tracing::info!(event = %event.event_id, %reason, "legacy event not carried into MIMI");
+                self.fail_event(event, &reason).await?;
+            }
+            Outcome::Later(pause) => {
+                self.wait_room(&event.legacy_room_id, pause);
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Settles an event as failed and queues the `event_failed` command, in one transaction.

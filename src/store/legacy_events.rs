@@ -101,6 +101,21 @@ pub async fn heads<'e>(
     rows.into_iter().map(from_row).collect()
 }
 
+/// The oldest pending event of one legacy room.
+pub async fn next_pending<'e>(
+    db: impl AnyExecutor<'e>,
+    legacy_room_id: &str,
+) -> Result<Option<LegacyEventRecord>, StoreError> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM legacy_events WHERE state = 'pending' AND legacy_room_id = $1 \
+         ORDER BY seq LIMIT 1"
+    )))
+    .bind(legacy_room_id)
+    .fetch_optional(db)
+    .await?;
+    row.map(from_row).transpose()
+}
+
 pub async fn get<'e>(
     db: impl AnyExecutor<'e>,
     event_id: &str,

@@ -47,6 +47,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "matrix connector",
         include_str!("../../migrations/sqlite/0007_matrix.sql"),
     ),
+    (
+        8,
+        "outbox queues",
+        include_str!("../../migrations/sqlite/0008_outbox_queues.sql"),
+    ),
 ];
 
 /// (version, description, SQL) for Postgres.
@@ -85,6 +90,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         7,
         "matrix connector",
         include_str!("../../migrations/postgres/0007_matrix.sql"),
+    ),
+    (
+        8,
+        "outbox queues",
+        include_str!("../../migrations/postgres/0008_outbox_queues.sql"),
     ),
 ];
 

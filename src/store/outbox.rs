@@ -143,11 +143,12 @@ pub struct DueItem {
 /// delivered strictly in order, so only its head may be attempted.
 pub async fn heads<'e>(db: impl AnyExecutor<'e>) -> Result<Vec<DueItem>, StoreError> {
     let rows = sqlx::query(
+        // One pass over the waiting rows (a grouped minimum), not a subquery per row.
         "SELECT o.seq, o.id, o.room_id, o.destination, o.kind, o.sender, o.body, o.attempts, o.next_attempt_at_ms \
-         FROM outbox o WHERE o.delivered_at_ms IS NULL AND o.dead_lettered_at_ms IS NULL AND o.seq = ( \
-           SELECT MIN(p.seq) FROM outbox p WHERE p.delivered_at_ms IS NULL AND p.dead_lettered_at_ms IS NULL \
-           AND p.destination = o.destination \
-           AND COALESCE(p.room_id, '') = COALESCE(o.room_id, '')) \
+         FROM outbox o JOIN ( \
+           SELECT MIN(seq) AS head FROM outbox \
+           WHERE delivered_at_ms IS NULL AND dead_lettered_at_ms IS NULL \
+           GROUP BY destination, room_id) h ON h.head = o.seq \
          ORDER BY o.seq",
     )
     .fetch_all(db)
