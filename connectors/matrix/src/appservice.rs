@@ -126,6 +126,20 @@ impl MatrixConnector {
             return Ok(());
         }
         let room_id = room_id(room).map_err(|e| e.to_string())?;
+        // The bridge speaks for this homeserver's users only: a user of another homeserver
+        // (over federation) is not this provider's to put into MIMI.
+        if sender.rsplit_once(':').map(|(_, server)| server)
+            != Some(self.settings.server_name.as_str())
+        {
+            if kind == "m.room.message" {
+                let reason = format!(
+                    "only users of {} take part in MIMI through this bridge",
+                    self.settings.server_name
+                );
+                self.tell(&room_id, sender, event_id, &reason).await;
+            }
+            return Ok(());
+        }
         let content = &ev["content"];
         let event = |id: &str, kind: EventKind| {
             let e = ConnectorEvent::new(id, room, sender, kind);
@@ -474,4 +488,127 @@ async fn ping(
         return r.into_response();
     }
     (StatusCode::OK, axum::Json(json!({}))).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use mimi_bridge_connector::testing::MemorySink;
+    use mimi_bridge_connector::{Connector, EventKind, async_trait};
+
+    use super::*;
+    use crate::{MatrixSettings, TransactionLog};
+
+    struct NoLog;
+
+    #[async_trait]
+    impl TransactionLog for NoLog {
+        async fn is_done(&self, _: &str) -> Result<bool, String> {
+            Ok(false)
+        }
+        async fn mark_done(&self, _: &str) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    async fn connector() -> (Arc<MatrixConnector>, Arc<MemorySink>) {
+        let settings = MatrixSettings {
+            // Nothing listens there: notices fail (and are logged), events still go to the sink.
+            homeserver_url: "http://127.0.0.1:9".into(),
+            server_name: "hs.example".into(),
+            appservice_id: "mimi-bridge".into(),
+            appservice_url: "http://127.0.0.1:8448".into(),
+            as_token: "a".repeat(32),
+            hs_token: "h".repeat(32),
+            bot_localpart: "mimibot".into(),
+            prefix: "mimi_".into(),
+        };
+        let c = MatrixConnector::new(settings, Arc::new(NoLog)).unwrap();
+        let sink = Arc::new(MemorySink::new());
+        c.start(sink.clone()).await.unwrap();
+        (c, sink)
+    }
+
+    fn message(sender: &str, id: &str) -> Value {
+        json!({"type": "m.room.message", "sender": sender, "room_id": "!r:hs.example",
+               "event_id": id, "origin_server_ts": 1, "content": {"msgtype": "m.text", "body": "hi"}})
+    }
+
+    #[tokio::test]
+    async fn only_this_homeservers_users_are_bridged_and_the_bridges_own_are_not_echoed() {
+        let (c, sink) = connector().await;
+        c.handle_event(&message("@alice:hs.example", "$1"))
+            .await
+            .unwrap();
+        c.handle_event(&message("@mallory:elsewhere.example", "$2"))
+            .await
+            .unwrap();
+        c.handle_event(&message("@mimi_b.example_bob:hs.example", "$3"))
+            .await
+            .unwrap();
+        c.handle_event(&message("@mimibot:hs.example", "$4"))
+            .await
+            .unwrap();
+        let events = sink.events();
+        assert_eq!(events.len(), 1, "{events:#?}");
+        assert_eq!(events[0].sender.as_str(), "@alice:hs.example");
+        assert!(matches!(events[0].kind, EventKind::Message { .. }));
+    }
+
+    #[tokio::test]
+    async fn membership_and_relations_become_their_events() {
+        let (c, sink) = connector().await;
+        let member = |id: &str, sender: &str, target: &str, membership: &str| {
+            json!({"type": "m.room.member", "sender": sender, "room_id": "!r:hs.example",
+                   "event_id": id, "state_key": target, "content": {"membership": membership}})
+        };
+        for ev in [
+            member("$j", "@carol:hs.example", "@carol:hs.example", "join"),
+            member("$l", "@carol:hs.example", "@carol:hs.example", "leave"),
+            member("$k", "@alice:hs.example", "@dave:hs.example", "leave"),
+            member(
+                "$b",
+                "@alice:hs.example",
+                "@mimi_b.example_bob:hs.example",
+                "ban",
+            ),
+            json!({"type": "m.reaction", "sender": "@alice:hs.example", "room_id": "!r:hs.example",
+                   "event_id": "$r", "content": {"m.relates_to": {"rel_type": "m.annotation", "event_id": "$1", "key": "👍"}}}),
+            json!({"type": "m.room.redaction", "sender": "@alice:hs.example", "room_id": "!r:hs.example",
+                   "event_id": "$x", "redacts": "$1", "content": {}}),
+            json!({"type": "m.room.power_levels", "sender": "@alice:hs.example", "room_id": "!r:hs.example",
+                   "event_id": "$p", "state_key": "", "content": {"users": {"@alice:hs.example": 100, "@carol:hs.example": 50}},
+                   "unsigned": {"prev_content": {"users": {"@alice:hs.example": 100}}}}),
+        ] {
+            c.handle_event(&ev).await.unwrap();
+        }
+        let kinds: Vec<_> = sink
+            .events()
+            .into_iter()
+            .map(|e| {
+                serde_json::to_value(&e).unwrap()["type"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "user_joined",
+                "user_left",
+                "user_removed",
+                "user_banned",
+                "reaction",
+                "delete",
+                "role_changed"
+            ]
+        );
+        let role = sink.events().pop().unwrap();
+        assert!(
+            matches!(role.kind, EventKind::RoleChanged { role: 3, .. }),
+            "{role:?}"
+        );
+    }
 }
