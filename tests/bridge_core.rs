@@ -162,6 +162,7 @@ both_backends!(
     repeated_events_are_accepted_once,
     a_crash_around_a_send_neither_loses_nor_doubles_it,
     local_membership_and_rename_reach_the_room_state,
+    a_run_of_messages_goes_in_one_transaction_once,
 );
 
 async fn events_that_cannot_be_carried_are_reported_to_the_connector(db: TestDb) {
@@ -381,4 +382,55 @@ async fn local_membership_and_rename_reach_the_room_state(db: TestDb) {
         "{kinds:#?}"
     );
     assert_eq!(h.messages_sent().await, 1);
+}
+
+async fn a_run_of_messages_goes_in_one_transaction_once(db: TestDb) {
+    use mimi_bridge::store::message_map;
+    let h = Harness::new(&db).await;
+    h.submit("e0", "alice", EventKind::RoomCreated { name: None })
+        .await;
+    h.settle().await;
+    for i in 0..5 {
+        h.submit(
+            &format!("e{}", i + 1),
+            "alice",
+            text(&format!("m{i}"), "in a run"),
+        )
+        .await;
+    }
+    // a reply to a message of the run: its relation is known only once the run is stored
+    h.submit(
+        "e6",
+        "alice",
+        EventKind::Message {
+            message_id: "m5".into(),
+            content: MessageContent::text("re"),
+            reply_to: Some("m1".into()),
+            expires: None,
+        },
+    )
+    .await;
+    // the run's transaction fails once: nothing of it is stored, and it is carried out later
+    h.mls.inject_fault("before-commit");
+    let _ = h.bridge.run_once().await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    h.settle().await;
+    assert_eq!(h.messages_sent().await, 6);
+    for i in 1..=6 {
+        assert_eq!(
+            h.state_of(&format!("e{i}")).await.0,
+            EventState::Done,
+            "e{i}"
+        );
+    }
+    for i in 0..6 {
+        assert!(
+            message_map::mimi_of(h.store.pool(), ROOM, &format!("m{i}"))
+                .await
+                .unwrap()
+                .is_some(),
+            "m{i}"
+        );
+    }
+    assert!(h.failures().is_empty(), "{:?}", h.failures());
 }

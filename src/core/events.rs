@@ -23,7 +23,10 @@ const CREATOR_ROLE: u32 = 3;
 const MEMBER_ROLE: u32 = 2;
 
 /// Events of one room carried out in a row before the worker looks at the other rooms.
-const EVENTS_PER_TURN: usize = 64;
+const EVENTS_PER_TURN: usize = 256;
+
+/// Messages sent in one transaction at most.
+const RUN_LENGTH: i64 = 64;
 
 /// What became of an event.
 #[derive(Debug)]
@@ -64,11 +67,16 @@ impl Bridge {
             let mut next = Some(head);
             let mut carried = 0;
             while let Some(event) = next.take() {
-                if !self.settle_one(&event).await? {
+                // Consecutive messages of one sender go to MIMI in one transaction.
+                let sent = self.send_run(&event).await?;
+                if sent > 0 {
+                    carried += sent;
+                } else if self.settle_one(&event).await? {
+                    carried += 1;
+                } else {
                     break;
                 }
                 progressed = true;
-                carried += 1;
                 if carried < EVENTS_PER_TURN {
                     next = legacy_events::next_pending(self.store.pool(), &event.legacy_room_id)
                         .await?;
@@ -76,6 +84,94 @@ impl Bridge {
             }
         }
         Ok(progressed)
+    }
+
+    /// Sends the run of plain messages that starts at `head` (the room's next events, all new
+    /// messages of one sender whose relations are known) in one transaction, each event settled
+    /// with it. Returns how many were sent; 0 leaves `head` to be carried out on its own (a
+    /// run of one, anything else, or a run that fails, whose events then fail one by one with
+    /// their own reasons).
+    async fn send_run(&self, head: &LegacyEventRecord) -> Result<usize, BridgeError> {
+        let is_message = |e: &ConnectorEvent| matches!(e.kind, EventKind::Message { .. });
+        let Ok(first) = serde_json::from_str::<ConnectorEvent>(&head.body) else {
+            return Ok(0);
+        };
+        if !is_message(&first) {
+            return Ok(0);
+        }
+        let Some(room) = self.portal(&head.legacy_room_id).await? else {
+            return Ok(0);
+        };
+        if pending_commits::any_in_room(self.store.pool(), room.as_str()).await? {
+            return Ok(0);
+        }
+        let run =
+            legacy_events::pending_in_room(self.store.pool(), &head.legacy_room_id, RUN_LENGTH)
+                .await?;
+        if run.len() < 2 || run[0].seq != head.seq {
+            return Ok(0);
+        }
+        let Ok((user, client)) = self.puppet(first.sender.as_str()).await else {
+            return Ok(0);
+        };
+        let mut items = Vec::new();
+        for record in &run {
+            let Ok(event) = serde_json::from_str::<ConnectorEvent>(&record.body) else {
+                break;
+            };
+            if event.sender != first.sender {
+                break;
+            }
+            let EventKind::Message {
+                message_id,
+                content,
+                reply_to,
+                expires,
+            } = &event.kind
+            else {
+                break;
+            };
+            let reply = match reply_to {
+                Some(id) => match self.mimi_id(&room, id.as_str()).await? {
+                    Some(mimi) => Some(mimi),
+                    None => break,
+                },
+                None => None,
+            };
+            let Ok(mimi) = translate::message(salt(), content, reply, expires.as_ref()) else {
+                break;
+            };
+            let Ok((bytes, id)) = mimi.to_cbor().and_then(|b| {
+                mimi.message_id(user.as_str(), room.as_str())
+                    .map(|id| (b, id))
+            }) else {
+                break;
+            };
+            let settlement = Settlement {
+                message_map: Some((room.to_string(), message_id.to_string(), hex::encode(id.0))),
+                ..Settlement::new(record.seq)
+            };
+            items.push((bytes, settlement));
+        }
+        if items.len() < 2 {
+            return Ok(0);
+        }
+        match self
+            .mls
+            .send_messages_for_events(&room, &client, &items)
+            .await
+        {
+            Ok(_) => {
+                tracing::debug!(%room, events = items.len(), "a run of messages sent in one transaction");
+                self.service.wake();
+                Ok(items.len())
+            }
+            Err(e @ (MlsError::Store(_) | MlsError::Database(_))) => Err(e.into()),
+            Err(e) => {
+                tracing::debug!(%room, error = %e, "a run of messages failed; one by one instead");
+                Ok(0)
+            }
+        }
     }
 
     /// Carries out one event; false when it has to wait (its room then waits).

@@ -1918,7 +1918,7 @@ impl ProxyMls {
         sender: &ClientUri,
         payloads: &[&[u8]],
     ) -> Result<Vec<Vec<u8>>, MlsError> {
-        self.send_messages_inner(room, sender, payloads, None).await
+        self.send_messages_inner(room, sender, payloads, &[]).await
     }
 
     /// Sends one message carrying out a legacy event, settled in the same transaction (so the
@@ -1931,10 +1931,24 @@ impl ProxyMls {
         settlement: Settlement,
     ) -> Result<Vec<u8>, MlsError> {
         let mut out = self
-            .send_messages_inner(room, sender, &[payload], Some(settlement))
+            .send_messages_inner(room, sender, &[payload], &[settlement])
             .await?;
         out.pop()
             .ok_or_else(|| MlsError::Corrupt("no message was encrypted".into()))
+    }
+
+    /// Sends several messages of one sender, each carrying out its legacy event, in one
+    /// transaction (group commit): all are sent and settled, or none.
+    pub async fn send_messages_for_events(
+        &self,
+        room: &RoomUri,
+        sender: &ClientUri,
+        items: &[(Vec<u8>, Settlement)],
+    ) -> Result<Vec<Vec<u8>>, MlsError> {
+        let payloads: Vec<&[u8]> = items.iter().map(|(p, _)| p.as_slice()).collect();
+        let settlements: Vec<Settlement> = items.iter().map(|(_, s)| s.clone()).collect();
+        self.send_messages_inner(room, sender, &payloads, &settlements)
+            .await
     }
 
     async fn send_messages_inner(
@@ -1942,7 +1956,7 @@ impl ProxyMls {
         room: &RoomUri,
         sender: &ClientUri,
         payloads: &[&[u8]],
-        settlement: Option<Settlement>,
+        settlements: &[Settlement],
     ) -> Result<Vec<Vec<u8>>, MlsError> {
         let _guard = self.lock_room(room).await;
         let mut tx = self.store.begin().await?;
@@ -1977,7 +1991,9 @@ impl ProxyMls {
             })
             .collect();
         outbox::enqueue_many(&mut tx, &items).await?;
-        settle(&mut tx, settlement.as_ref()).await?;
+        for settlement in settlements {
+            settle(&mut tx, Some(settlement)).await?;
+        }
         self.save_member(&mut tx, room, &mut m).await?;
         self.finish(tx, room, Some(m)).await?;
         Ok(out)

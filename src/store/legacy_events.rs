@@ -101,6 +101,23 @@ pub async fn heads<'e>(
     rows.into_iter().map(from_row).collect()
 }
 
+/// The oldest pending events of one legacy room, at most `limit`.
+pub async fn pending_in_room<'e>(
+    db: impl AnyExecutor<'e>,
+    legacy_room_id: &str,
+    limit: i64,
+) -> Result<Vec<LegacyEventRecord>, StoreError> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM legacy_events WHERE state = 'pending' AND legacy_room_id = $1 \
+         ORDER BY seq LIMIT $2"
+    )))
+    .bind(legacy_room_id)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    rows.into_iter().map(from_row).collect()
+}
+
 /// The oldest pending event of one legacy room.
 pub async fn next_pending<'e>(
     db: impl AnyExecutor<'e>,
