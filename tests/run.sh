@@ -8,6 +8,9 @@
 #   MIMI_TEST_POSTGRES_URL  Postgres server for the store tests
 #                           (default postgres://postgres@127.0.0.1:5432/postgres; the user must be
 #                           allowed to CREATE DATABASE: each test makes and drops its own).
+#   MIMI_TEST_LOG           log filter of the daemons the tests start (default info), e.g.
+#                           info,mimi_bridge=debug
+#   MIMI_TEST_KEEP          set: the Matrix end-to-end test keeps its folder (Synapse, bridges)
 #   MIMI_SYNAPSE_VENV       virtualenv holding Synapse (a real Matrix homeserver for the Matrix
 #                           connector's tests) and the Standard Webhooks reference
 #                           implementation; created with pip when missing
