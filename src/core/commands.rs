@@ -58,11 +58,7 @@ impl Bridge {
                 InboundKind::Change => self.change_commands(&mut tx, &room, entry).await?,
             };
             for command in commands {
-                let legacy = portals::legacy_of(&mut *tx, room_id)
-                    .await?
-                    .unwrap_or_default();
-                self.queue_command(&mut tx, Some(&room), &legacy, &command)
-                    .await?;
+                self.queue_command(&mut tx, room_id, &command).await?;
                 queued = true;
             }
         }

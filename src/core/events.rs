@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use mimi_bridge_connector::{
-    BridgeCommand, CommandKind, ConnectorEvent, EventKind, MimiRoom, MimiRoomRef, UserRef,
+    BridgeCommand, CommandKind, ConnectorEvent, EventKind, Expiry, LegacyMessageId, MessageContent,
+    MimiRoom, MimiRoomRef, UserRef,
 };
 
 use super::content as translate;
@@ -131,25 +132,12 @@ impl Bridge {
             else {
                 break;
             };
-            let reply = match reply_to {
-                Some(id) => match self.mimi_id(&room, id.as_str()).await? {
-                    Some(mimi) => Some(mimi),
-                    None => break,
-                },
-                None => None,
-            };
-            let Ok(mimi) = translate::message(salt(), content, reply, expires.as_ref()) else {
+            let message = (message_id, content, reply_to.as_ref(), expires.as_ref());
+            let Ok((bytes, settlement)) = self
+                .prepare_message(&room, &user, record.seq, message)
+                .await?
+            else {
                 break;
-            };
-            let Ok((bytes, id)) = mimi.to_cbor().and_then(|b| {
-                mimi.message_id(user.as_str(), room.as_str())
-                    .map(|id| (b, id))
-            }) else {
-                break;
-            };
-            let settlement = Settlement {
-                message_map: Some((room.to_string(), message_id.to_string(), hex::encode(id.0))),
-                ..Settlement::new(record.seq)
             };
             items.push((bytes, settlement));
         }
@@ -225,30 +213,30 @@ impl Bridge {
         };
         let mut tx = self.store.begin().await?;
         if legacy_events::settle(&mut *tx, head.seq, EventState::Failed, Some(reason)).await? {
-            self.queue_command(&mut tx, room.as_ref(), &head.legacy_room_id, &command)
-                .await?;
+            let queue = match &room {
+                Some(room) => room.to_string(),
+                // No MIMI room: the legacy room's own queue keeps its reports in order.
+                None => format!("legacy:{}", head.legacy_room_id),
+            };
+            self.queue_command(&mut tx, &queue, &command).await?;
         }
         tx.commit().await.map_err(StoreError::from)?;
         self.service.wake();
         Ok(())
     }
 
-    /// Queues a command for the connector in the room's ordered queue.
+    /// Queues a command for the connector in the ordered queue `queue` (a room's).
     pub(super) async fn queue_command(
         &self,
         tx: &mut sqlx::AnyConnection,
-        room: Option<&RoomUri>,
-        legacy_room: &str,
+        queue: &str,
         command: &BridgeCommand,
     ) -> Result<(), BridgeError> {
         outbox::enqueue(
             &mut *tx,
             &outbox::OutboxRecord {
                 id: command.command_id.to_string(),
-                room_id: Some(
-                    room.map(|r| r.to_string())
-                        .unwrap_or_else(|| format!("legacy:{legacy_room}")),
-                ),
+                room_id: Some(queue.to_owned()),
                 destination: LEGACY_KIND.into(),
                 kind: LEGACY_KIND.into(),
                 sender: None,
@@ -331,26 +319,16 @@ impl Bridge {
                 reply_to,
                 expires,
             } => {
-                let reply = match reply_to {
-                    Some(id) => match self.mimi_id(&room, id.as_str()).await? {
-                        Some(mimi) => Some(mimi),
-                        None => {
-                            return Ok(failed(format!(
-                                "reply_to names message `{id}`, which is not bridged"
-                            )));
-                        }
-                    },
-                    None => None,
-                };
-                let mimi = match translate::message(salt(), content, reply, expires.as_ref()) {
-                    Ok(m) => m,
-                    Err(e) => return Ok(failed(e)),
-                };
-                self.send(&room, &sender, mimi, seq, |id, s| Settlement {
-                    message_map: Some((room.to_string(), message_id.to_string(), id)),
-                    ..s
-                })
-                .await
+                let message = (message_id, content, reply_to.as_ref(), expires.as_ref());
+                match self
+                    .prepare_message(&room, &sender.user, seq, message)
+                    .await?
+                {
+                    Ok((bytes, settlement)) => {
+                        self.send_prepared(&room, &sender, bytes, settlement).await
+                    }
+                    Err(reason) => Ok(failed(reason)),
+                }
             }
             EventKind::Edit {
                 message_id,
@@ -660,14 +638,22 @@ impl Bridge {
         seq: i64,
         settle: impl FnOnce(String, Settlement) -> Settlement,
     ) -> Result<Outcome, BridgeError> {
-        let (bytes, id) = match mimi.to_cbor().and_then(|bytes| {
-            mimi.message_id(sender.user.as_str(), room.as_str())
-                .map(|id| (bytes, id))
-        }) {
-            Ok(pair) => pair,
-            Err(e) => return Ok(failed(e)),
-        };
-        let settlement = settle(hex::encode(id.0), Settlement::new(seq));
+        match encode(&mimi, &sender.user, room) {
+            Ok((bytes, id)) => {
+                self.send_prepared(room, sender, bytes, settle(id, Settlement::new(seq)))
+                    .await
+            }
+            Err(e) => Ok(failed(e)),
+        }
+    }
+
+    async fn send_prepared(
+        &self,
+        room: &RoomUri,
+        sender: &Sender,
+        bytes: Vec<u8>,
+        settlement: Settlement,
+    ) -> Result<Outcome, BridgeError> {
         match self
             .mls
             .send_message_for_event(room, &sender.client, &bytes, settlement)
@@ -681,6 +667,47 @@ impl Bridge {
         }
     }
 
+    /// A legacy message as MIMI content ready to send (its bytes, and the settlement that maps
+    /// its legacy id to its MIMI id), or why it cannot be carried.
+    async fn prepare_message(
+        &self,
+        room: &RoomUri,
+        user: &UserUri,
+        seq: i64,
+        message: (
+            &LegacyMessageId,
+            &MessageContent,
+            Option<&LegacyMessageId>,
+            Option<&Expiry>,
+        ),
+    ) -> Result<Result<(Vec<u8>, Settlement), String>, BridgeError> {
+        let (message_id, content, reply_to, expires) = message;
+        let reply = match reply_to {
+            Some(id) => match self.mimi_id(room, id.as_str()).await? {
+                Some(mimi) => Some(mimi),
+                None => {
+                    return Ok(Err(format!(
+                        "reply_to names message `{id}`, which is not bridged"
+                    )));
+                }
+            },
+            None => None,
+        };
+        let mimi = match translate::message(salt(), content, reply, expires) {
+            Ok(m) => m,
+            Err(e) => return Ok(Err(e.to_string())),
+        };
+        Ok(encode(&mimi, user, room)
+            .map(|(bytes, id)| {
+                let settlement = Settlement {
+                    message_map: Some((room.to_string(), message_id.to_string(), id)),
+                    ..Settlement::new(seq)
+                };
+                (bytes, settlement)
+            })
+            .map_err(|e| e.to_string()))
+    }
+
     async fn mimi_id(
         &self,
         room: &RoomUri,
@@ -691,6 +718,17 @@ impl Bridge {
             None => Ok(None),
         }
     }
+}
+
+/// MIMI content's bytes and its message id (hex), as `user` sends it in `room`.
+fn encode(
+    mimi: &MimiContent,
+    user: &UserUri,
+    room: &RoomUri,
+) -> Result<(Vec<u8>, String), crate::content::ContentError> {
+    let bytes = mimi.to_cbor()?;
+    let id = mimi.message_id(user.as_str(), room.as_str())?;
+    Ok((bytes, hex::encode(id.0)))
 }
 
 /// The legacy user acting, as MIMI sees it.

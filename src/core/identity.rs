@@ -57,9 +57,15 @@ impl Bridge {
             what: "legacy user id",
             reason: e.to_string(),
         })?;
-        if puppets::by_legacy(self.store.pool(), legacy)
-            .await?
-            .is_none()
+        let known = self
+            .known_puppets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(legacy);
+        if !known
+            && puppets::by_legacy(self.store.pool(), legacy)
+                .await?
+                .is_none()
         {
             self.mls.create_client(&client).await?;
             puppets::insert(
@@ -73,6 +79,10 @@ impl Bridge {
             )
             .await?;
         }
+        self.known_puppets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(legacy.to_owned());
         Ok((user, client))
     }
 

@@ -20,7 +20,7 @@ pub mod content;
 mod events;
 pub mod identity;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -77,6 +77,8 @@ pub struct Bridge {
     wake: tokio::sync::Notify,
     /// Legacy rooms whose head event waits (consent, a commit with the hub) until then.
     waiting: Mutex<HashMap<String, Instant>>,
+    /// Legacy users whose proxy client exists (so carrying their events costs no lookup).
+    known_puppets: Mutex<HashSet<String>>,
 }
 
 impl Bridge {
@@ -96,6 +98,7 @@ impl Bridge {
             options,
             wake: tokio::sync::Notify::new(),
             waiting: Mutex::new(HashMap::new()),
+            known_puppets: Mutex::new(HashSet::new()),
         });
         service.set_legacy_outbox(bridge.clone());
         bridge

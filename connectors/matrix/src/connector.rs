@@ -210,24 +210,20 @@ impl MatrixConnector {
         user: &UserId,
         inviter: Option<&UserId>,
     ) -> Result<(), MatrixError> {
-        let request = invite_user::v3::Request::new(
-            room.clone(),
-            invite_user::v3::InvitationRecipient::UserId(invite_user::v3::InviteUserId::new(
-                user.to_owned(),
-            )),
-        );
+        let request = || {
+            invite_user::v3::Request::new(
+                room.clone(),
+                invite_user::v3::InvitationRecipient::UserId(invite_user::v3::InviteUserId::new(
+                    user.to_owned(),
+                )),
+            )
+        };
         let by = inviter.filter(|i| *i != self.bot);
-        match self.client.call(request, by).await {
+        match self.client.call(request(), by).await {
             Ok(_) => Ok(()),
+            // The inviter may not; the bot may.
             Err(e) if e.errcode() == Some("M_FORBIDDEN") && by.is_some() => {
-                // The inviter may not; the bot may.
-                let request = invite_user::v3::Request::new(
-                    room.clone(),
-                    invite_user::v3::InvitationRecipient::UserId(
-                        invite_user::v3::InviteUserId::new(user.to_owned()),
-                    ),
-                );
-                ignore_already(self.client.call(request, None).await.map(|_| ()))
+                ignore_already(self.client.call(request(), None).await.map(|_| ()))
             }
             Err(e) => ignore_already(Err(e)),
         }
