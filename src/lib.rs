@@ -15,6 +15,7 @@
 pub mod config;
 pub mod content;
 pub mod core;
+pub mod delivery;
 pub mod mls;
 pub mod protocol;
 pub mod room;

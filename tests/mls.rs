@@ -117,12 +117,18 @@ async fn two_proxy_clients_of_one_daemon_share_a_group(db: TestDb) {
     a.self_update(&room(), &carol).await.unwrap();
     let state = a.confirm_commit(&room(), &carol).await.unwrap();
     assert_eq!(state.epoch, 2);
+    // the room's reader (alice) decrypts for local delivery; her own messages need none
     let sent = a
         .send_messages(&room(), &alice, &[b"after carol's update"])
         .await
         .unwrap();
+    assert!(a.receive_messages(&room(), &sent).await.unwrap().is_empty());
+    let sent = a
+        .send_messages(&room(), &carol, &[b"after carol's update"])
+        .await
+        .unwrap();
     let received = a.receive_messages(&room(), &sent).await.unwrap();
-    assert_eq!(received[0].0, alice);
+    assert_eq!(received[0].0, carol);
     let (alice_view, alice_auth) = a.member_view(&room(), &alice).await.unwrap();
     let (carol_view, carol_auth) = a.member_view(&room(), &carol).await.unwrap();
     assert_eq!(
@@ -445,10 +451,16 @@ async fn a_removed_user_loses_all_clients_in_one_commit(db: TestDb) {
     let (alice, carol) = room_with_two_local_clients(&a).await;
     let carol_phone = client("mimi://a.example/d/carol/phone");
     a.create_client(&carol_phone).await.unwrap();
-    let gi = a.group_info(&room()).await.unwrap();
+    let gi = a.group_info(&room()).await.unwrap().unwrap();
     a.join_by_external_commit(&room(), &carol_phone, &gi)
         .await
         .unwrap();
+    assert_eq!(
+        a.room_state(&room()).await.unwrap().epoch,
+        1,
+        "the room moves when the hub accepts the join"
+    );
+    a.confirm_commit(&room(), &carol_phone).await.unwrap();
     let state = a.room_state(&room()).await.unwrap();
     assert_eq!(
         state
@@ -509,7 +521,7 @@ async fn a_participants_second_device_joins_by_external_commit(db: TestDb) {
         .await
         .unwrap();
 
-    let gi = a.group_info(&room()).await.unwrap();
+    let gi = a.group_info(&room()).await.unwrap().unwrap();
     let joined = b
         .join_by_external_commit(&room(), &bob_phone, &gi)
         .await
@@ -523,10 +535,12 @@ async fn a_participants_second_device_joins_by_external_commit(db: TestDb) {
         }
         other => panic!("expected a commit, got {other:?}"),
     }
+    // b hears the hub accepted the join
+    b.confirm_commit(&room(), &bob_phone).await.unwrap();
     // a stranger cannot join the same way
     let stranger = client("mimi://b.example/d/zed/phone");
     b.create_client(&stranger).await.unwrap();
-    let gi = a.group_info(&room()).await.unwrap();
+    let gi = a.group_info(&room()).await.unwrap().unwrap();
     let err = b
         .join_by_external_commit(&room(), &stranger, &gi)
         .await
@@ -601,7 +615,7 @@ async fn a_commit_the_hub_refuses_is_discarded(db: TestDb) {
     a.self_update(&room(), &carol).await.unwrap();
     assert_eq!(a.confirm_commit(&room(), &carol).await.unwrap().epoch, 2);
     let sent = a
-        .send_messages(&room(), &alice, &[b"after the refusal"])
+        .send_messages(&room(), &carol, &[b"after the refusal"])
         .await
         .unwrap();
     assert_eq!(

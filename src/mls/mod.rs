@@ -1,24 +1,38 @@
-//! The MLS layer: proxy MLS clients for legacy users (openmls), with durable state.
+//! The MLS layer: rooms as public views, and proxy MLS clients for legacy users (openmls), with
+//! durable state.
 //!
 //! - [`clients`]: identities (credential = MIMI client URI) and key package pools;
-//! - [`storage`]: openmls storage per client namespace over the project's store;
+//! - [`storage`]: openmls storage per namespace (a client, or a room's public view) over the
+//!   project's store;
 //! - [`sealing`]: secrets sealed at rest under the configured state key;
 //! - [`room_sync`]: room state in the GroupContext, AppDataUpdate through the room core;
-//! - [`engine`]: the operations, each one database transaction.
+//! - [`engine`]: the engine, its caches and the operations' shared steps;
+//! - [`public`]: each room's public view, and handshakes applied to it;
+//! - [`admission`]: identities bound to the providers that bring them;
+//! - [`member`]: proxy members, caught up lazily from the room log;
+//! - [`rooms`], [`commits`], [`messages`]: the operations.
 
+pub mod admission;
 pub mod bare_member;
 pub mod clients;
+pub mod commits;
 pub mod engine;
 pub mod error;
 pub mod group_config;
+pub mod member;
+pub mod messages;
+pub mod public;
 pub mod room_sync;
+pub mod rooms;
 pub mod sealing;
 pub mod storage;
 
+pub use admission::Origin;
 pub use engine::{
     CommitOp, CommitOutput, FAULT_POINTS, Incoming, ProxyMls, StorageReport, UserAddition,
 };
 pub use error::MlsError;
+pub use public::{Applied, CommitSource, FanOut, PublicView, no_fan_out};
 pub use sealing::StateKey;
 
 /// The device name of the one proxy client the bridge runs for each legacy user.

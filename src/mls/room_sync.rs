@@ -43,7 +43,7 @@ pub fn from_wire(dict: &wire::AppDataDictionary) -> MlsDictionary {
 }
 
 /// The members of a group as the room core sees them: client URI and user of every leaf.
-pub fn members(group: &MlsGroup) -> Result<Vec<Member>, MlsError> {
+pub fn members(group: &PublicGroup) -> Result<Vec<Member>, MlsError> {
     group
         .members()
         .map(|m| {
@@ -56,20 +56,22 @@ pub fn members(group: &MlsGroup) -> Result<Vec<Member>, MlsError> {
 
 /// The room state a group's GroupContext confirms, with the proposals pending for the next
 /// commit.
-pub fn room_state(
-    group: &MlsGroup,
+pub fn room_state<'a>(
+    group: &PublicGroup,
+    pending: impl IntoIterator<Item = &'a QueuedProposal>,
     room: &RoomUri,
     cp: &ComponentCodePoints,
 ) -> Result<RoomState, MlsError> {
     let dict = to_wire(
         group
+            .group_context()
             .extensions()
             .app_data_dictionary()
             .map(|e| e.dictionary()),
     );
     let mut state = RoomState::from_app_data(
         room.clone(),
-        group.epoch().as_u64(),
+        group.group_context().epoch().as_u64(),
         &dict,
         cp,
         members(group)?,
@@ -78,12 +80,23 @@ pub fn room_state(
         room: room.to_string(),
         reason: e.to_string(),
     })?;
+    state.pending = pending_effects(group, pending, cp)?;
+    Ok(state)
+}
+
+/// The room state as a proxy member's group sees it.
+pub fn member_room_state(
+    group: &MlsGroup,
+    room: &RoomUri,
+    cp: &ComponentCodePoints,
+) -> Result<RoomState, MlsError> {
     // A group this client was just removed from keeps its last proposals, whose senders
     // may be gone: there is nothing pending for it any more.
     if group.is_active() {
-        state.pending = pending_effects(group, cp)?;
+        room_state(group.public_group(), group.pending_proposals(), room, cp)
+    } else {
+        room_state(group.public_group(), [], room, cp)
     }
-    Ok(state)
 }
 
 fn wire_update(p: &AppDataUpdateProposal) -> WireUpdate {
@@ -168,17 +181,17 @@ pub fn resolve(
 
 /// The sender of a handshake as the room core sees it.
 pub fn room_sender(
-    group: &MlsGroup,
+    group: &PublicGroup,
     sender: &Sender,
     cp_joiner: Option<&Credential>,
 ) -> Result<RoomSender, MlsError> {
     match sender {
         Sender::Member(leaf) => {
-            let member = group.member_at(*leaf).ok_or_else(|| MlsError::Malformed {
+            let member = group.leaf(*leaf).ok_or_else(|| MlsError::Malformed {
                 what: "handshake",
                 reason: format!("sender leaf {leaf:?} is not in the group"),
             })?;
-            Ok(RoomSender::Member(client_of(&member.credential)?))
+            Ok(RoomSender::Member(client_of(member.credential())?))
         }
         Sender::NewMemberCommit | Sender::NewMemberProposal => {
             let credential = cp_joiner.ok_or_else(|| MlsError::Malformed {
@@ -194,14 +207,14 @@ pub fn room_sender(
             })
         }
         Sender::External(index) => {
-            let senders =
-                group
-                    .extensions()
-                    .external_senders()
-                    .ok_or_else(|| MlsError::Malformed {
-                        what: "handshake",
-                        reason: "an external sender in a group without external_senders".into(),
-                    })?;
+            let senders = group
+                .group_context()
+                .extensions()
+                .external_senders()
+                .ok_or_else(|| MlsError::Malformed {
+                    what: "handshake",
+                    reason: "an external sender in a group without external_senders".into(),
+                })?;
             // The index is only readable through its wire form (a big-endian uint32).
             let wire_index =
                 tls_codec::Serialize::tls_serialize_detached(index).unwrap_or_default();
@@ -232,7 +245,7 @@ pub fn room_sender(
 
 /// The room-level effect of one queued proposal, with its MLS proposal reference.
 pub fn proposal_effect(
-    group: &MlsGroup,
+    group: &PublicGroup,
     q: &QueuedProposal,
     sender: RoomSender,
     cp: &ComponentCodePoints,
@@ -246,13 +259,13 @@ pub fn proposal_effect(
         }
         Proposal::Remove(remove) => {
             let member = group
-                .member_at(remove.removed())
+                .leaf(remove.removed())
                 .ok_or_else(|| MlsError::Malformed {
                     what: "Remove proposal",
                     reason: format!("leaf {:?} is not in the group", remove.removed()),
                 })?;
             Change::RemoveClient {
-                client: client_of(&member.credential)?,
+                client: client_of(member.credential())?,
             }
         }
         Proposal::SelfRemove => Change::SelfRemove,
@@ -277,12 +290,13 @@ pub fn proposal_effect(
 }
 
 /// The proposals the group holds for the next commit, as the room core's pending proposals.
-pub fn pending_effects(
-    group: &MlsGroup,
+pub fn pending_effects<'a>(
+    group: &PublicGroup,
+    pending: impl IntoIterator<Item = &'a QueuedProposal>,
     cp: &ComponentCodePoints,
 ) -> Result<Vec<ProposalEffect>, MlsError> {
-    group
-        .pending_proposals()
+    pending
+        .into_iter()
         .map(|q| {
             let sender = room_sender(group, q.sender(), None)?;
             proposal_effect(group, q, sender, cp)
@@ -292,7 +306,7 @@ pub fn pending_effects(
 
 /// The room-level effects of a staged commit, for the room core's validation.
 pub fn commit_effects(
-    group: &MlsGroup,
+    group: &PublicGroup,
     commit_sender: &RoomSender,
     staged: &StagedCommit,
     cp: &ComponentCodePoints,
@@ -311,7 +325,7 @@ pub fn commit_effects(
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Handshake::commit(
-        group.epoch().as_u64(),
+        group.group_context().epoch().as_u64(),
         commit_sender.clone(),
         effects,
     ))

@@ -152,6 +152,17 @@ impl WorkingSet {
         Ok(ws)
     }
 
+    /// Forgets every value (they are deleted from the store at the next flush).
+    pub fn clear(&self) -> Result<(), MlsError> {
+        self.provider
+            .storage
+            .values
+            .write()
+            .map_err(poisoned)?
+            .clear();
+        Ok(())
+    }
+
     pub fn namespace(&self) -> &str {
         &self.namespace
     }

@@ -2,8 +2,12 @@
 //! providers, discovery, and the endpoint bodies.
 
 pub mod client;
+pub mod consent;
 pub mod directory;
 pub mod endpoints;
+pub mod follower;
+pub mod hub;
+pub mod key_material;
 pub mod listener;
 pub mod peer;
 pub mod routes;

@@ -135,7 +135,8 @@ fn admin_role() -> u32 {
 struct RoomView {
     room: String,
     epoch: u64,
-    epoch_authenticator: String,
+    /// Hex; absent when no local client is in the room (it is a secret of the members).
+    epoch_authenticator: Option<String>,
     participants: Vec<ParticipantView>,
     members: Vec<MemberView>,
     pending_proposals: usize,
@@ -153,11 +154,11 @@ struct MemberView {
     user: String,
 }
 
-fn view(state: &RoomState, authenticator: &[u8]) -> RoomView {
+fn view(state: &RoomState, authenticator: Option<&[u8]>) -> RoomView {
     RoomView {
         room: state.room.to_string(),
         epoch: state.epoch,
-        epoch_authenticator: hex::encode(authenticator),
+        epoch_authenticator: authenticator.map(hex::encode),
         participants: state
             .participants
             .iter()
@@ -195,8 +196,8 @@ async fn create_room(
         .create_room(&room, &creator, req.role)
         .await
         .map_err(failed)?;
-    let (state, auth) = s.mls.reader_view(&room).await.map_err(failed)?;
-    Ok((StatusCode::CREATED, Json(view(&state, &auth))))
+    let (state, auth) = s.mls.room_view(&room).await.map_err(failed)?;
+    Ok((StatusCode::CREATED, Json(view(&state, auth.as_deref()))))
 }
 
 async fn room_view(
@@ -207,10 +208,10 @@ async fn room_view(
     let room = room_param(&room)?;
     let (state, auth) = s
         .mls
-        .reader_view(&room)
+        .room_view(&room)
         .await
         .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, "unknown_room", e.to_string()))?;
-    Ok(Json(view(&state, &auth)))
+    Ok(Json(view(&state, auth.as_deref())))
 }
 
 #[derive(Deserialize)]

@@ -52,6 +52,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "outbox queues",
         include_str!("../../migrations/sqlite/0008_outbox_queues.sql"),
     ),
+    (
+        9,
+        "public view of rooms",
+        include_str!("../../migrations/sqlite/0009_public_view.sql"),
+    ),
 ];
 
 /// (version, description, SQL) for Postgres.
@@ -95,6 +100,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         8,
         "outbox queues",
         include_str!("../../migrations/postgres/0008_outbox_queues.sql"),
+    ),
+    (
+        9,
+        "public view of rooms",
+        include_str!("../../migrations/postgres/0009_public_view.sql"),
     ),
 ];
 

@@ -41,6 +41,7 @@ pub async fn delete_if_unreferenced(
          AND NOT EXISTS (SELECT 1 FROM mls_kv WHERE blob_hash = $1) \
          AND NOT EXISTS (SELECT 1 FROM room_log WHERE message_hash = $1) \
          AND NOT EXISTS (SELECT 1 FROM room_proxy_members WHERE welcome_hash = $1) \
+         AND NOT EXISTS (SELECT 1 FROM room_groups WHERE group_info_hash = $1) \
          AND NOT EXISTS (SELECT 1 FROM pending_commits WHERE commit_hash = $1 OR welcome_hash = $1 OR group_info_hash = $1)",
     )
     .bind(hash)

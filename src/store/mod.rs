@@ -8,6 +8,7 @@ pub mod consents;
 mod error;
 pub mod hub_accepted;
 pub mod inbound_messages;
+pub mod key_package_bindings;
 pub mod key_packages;
 pub mod legacy_events;
 pub mod matrix_transactions;

@@ -21,3 +21,14 @@ pub async fn record<'e>(
     .await?;
     Ok(result.rows_affected() == 1)
 }
+
+/// Whether a body was processed before.
+pub async fn seen<'e>(db: impl AnyExecutor<'e>, body_hash: &[u8]) -> Result<bool, StoreError> {
+    Ok(
+        sqlx::query("SELECT 1 FROM notify_seen WHERE body_hash = $1")
+            .bind(body_hash)
+            .fetch_optional(db)
+            .await?
+            .is_some(),
+    )
+}

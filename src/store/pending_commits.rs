@@ -17,6 +17,8 @@ pub struct PendingCommitRecord {
     pub local_joiners: Vec<String>,
     /// The legacy event (`legacy_events.seq`) the commit carries out, if any.
     pub legacy_event: Option<i64>,
+    /// An external commit: the client's own state is at the new epoch already.
+    pub external: bool,
 }
 
 pub async fn put<'e>(
@@ -25,11 +27,11 @@ pub async fn put<'e>(
     p: &PendingCommitRecord,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO pending_commits (room_id, client_uri, epoch, commit_hash, welcome_hash, group_info_hash, local_joiners, legacy_event) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (room_id, client_uri) DO UPDATE SET \
+        "INSERT INTO pending_commits (room_id, client_uri, epoch, commit_hash, welcome_hash, group_info_hash, local_joiners, legacy_event, external) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (room_id, client_uri) DO UPDATE SET \
          epoch = excluded.epoch, commit_hash = excluded.commit_hash, welcome_hash = excluded.welcome_hash, \
          group_info_hash = excluded.group_info_hash, local_joiners = excluded.local_joiners, \
-         legacy_event = excluded.legacy_event",
+         legacy_event = excluded.legacy_event, external = excluded.external",
     )
     .bind(room_id)
     .bind(&p.client_uri)
@@ -39,6 +41,7 @@ pub async fn put<'e>(
     .bind(&p.group_info_hash)
     .bind(p.local_joiners.join("\n"))
     .bind(p.legacy_event)
+    .bind(i64::from(p.external))
     .execute(db)
     .await?;
     Ok(())
@@ -50,7 +53,7 @@ pub async fn get<'e>(
     client_uri: &str,
 ) -> Result<Option<PendingCommitRecord>, StoreError> {
     let row = sqlx::query(
-        "SELECT client_uri, epoch, commit_hash, welcome_hash, group_info_hash, local_joiners, legacy_event \
+        "SELECT client_uri, epoch, commit_hash, welcome_hash, group_info_hash, local_joiners, legacy_event, external \
          FROM pending_commits WHERE room_id = $1 AND client_uri = $2",
     )
     .bind(room_id)
@@ -71,6 +74,7 @@ pub async fn get<'e>(
                 .map(str::to_string)
                 .collect(),
             legacy_event: row.try_get("legacy_event")?,
+            external: row.try_get::<i64, _>("external")? != 0,
         })
     })
     .transpose()

@@ -9,7 +9,8 @@ pub struct RoomGroupRecord {
     pub room_id: String,
     pub group_id: Vec<u8>,
     pub epoch: i64,
-    /// The local proxy client that processes every handshake of the room.
+    /// The local proxy client that decrypts the room's messages for local delivery, when there
+    /// is one (the room itself lives in its public view, not in any client).
     pub reader_client: Option<String>,
 }
 
@@ -70,6 +71,36 @@ pub async fn set_epoch<'e>(
             actual: None,
         })
     }
+}
+
+/// Records the GroupInfo of the room's current epoch (as its last committer sent it).
+pub async fn set_group_info<'e>(
+    db: impl AnyExecutor<'e>,
+    room_id: &str,
+    group_info_hash: Option<&[u8]>,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE room_groups SET group_info_hash = $1 WHERE room_id = $2")
+        .bind(group_info_hash)
+        .bind(room_id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// The hash (in `mls_blobs`) of the GroupInfo of the room's current epoch, if one was kept.
+pub async fn group_info<'e>(
+    db: impl AnyExecutor<'e>,
+    room_id: &str,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    Ok(
+        sqlx::query("SELECT group_info_hash FROM room_groups WHERE room_id = $1")
+            .bind(room_id)
+            .fetch_optional(db)
+            .await?
+            .map(|r| r.try_get::<Option<Vec<u8>>, _>("group_info_hash"))
+            .transpose()?
+            .flatten(),
+    )
 }
 
 pub async fn set_reader<'e>(

@@ -1,0 +1,199 @@
+//! Application messages: encrypted by a local member for the hub, decrypted by one local
+//! member for this provider's users.
+
+use openmls::prelude::tls_codec::Serialize as _;
+
+use super::engine::ProxyMls;
+use super::engine::settle;
+use super::error::{MlsError, OpenmlsResult};
+use super::member::decrypt;
+use super::room_sync;
+use crate::room::validation::check_application_message;
+use crate::store::legacy_events::Settlement;
+use crate::store::{inbound_messages, mls_blobs, outbox};
+use crate::uri::{ClientUri, RoomUri};
+
+impl ProxyMls {
+    /// Encrypts messages from one local member, persisting its ratchet state and queueing the
+    /// messages for the hub in one transaction (many messages, one write: group commit).
+    pub async fn send_messages(
+        &self,
+        room: &RoomUri,
+        sender: &ClientUri,
+        payloads: &[&[u8]],
+    ) -> Result<Vec<Vec<u8>>, MlsError> {
+        self.send_messages_inner(room, sender, payloads, &[]).await
+    }
+
+    /// Sends one message carrying out a legacy event, settled in the same transaction (so the
+    /// event is sent once even if the daemon stops at any point).
+    pub async fn send_message_for_event(
+        &self,
+        room: &RoomUri,
+        sender: &ClientUri,
+        payload: &[u8],
+        settlement: Settlement,
+    ) -> Result<Vec<u8>, MlsError> {
+        let mut out = self
+            .send_messages_inner(room, sender, &[payload], &[settlement])
+            .await?;
+        out.pop()
+            .ok_or_else(|| MlsError::Corrupt("no message was encrypted".into()))
+    }
+
+    /// Sends several messages of one sender, each carrying out its legacy event, in one
+    /// transaction (group commit): all are sent and settled, or none.
+    pub async fn send_messages_for_events(
+        &self,
+        room: &RoomUri,
+        sender: &ClientUri,
+        items: &[(Vec<u8>, Settlement)],
+    ) -> Result<Vec<Vec<u8>>, MlsError> {
+        let payloads: Vec<&[u8]> = items.iter().map(|(p, _)| p.as_slice()).collect();
+        let settlements: Vec<Settlement> = items.iter().map(|(_, s)| s.clone()).collect();
+        self.send_messages_inner(room, sender, &payloads, &settlements)
+            .await
+    }
+
+    async fn send_messages_inner(
+        &self,
+        room: &RoomUri,
+        sender: &ClientUri,
+        payloads: &[&[u8]],
+        settlements: &[Settlement],
+    ) -> Result<Vec<Vec<u8>>, MlsError> {
+        let _guard = self.lock_room(room).await;
+        let mut tx = self.store.begin().await?;
+        let rg = self.room_group(&mut tx, room).await?;
+        let mut m = self
+            .open_member(&mut tx, room, &rg.group_id, sender)
+            .await?;
+        let state = room_sync::member_room_state(&m.group, room, &self.cp)?;
+        check_application_message(&state, sender).map_err(|rejection| MlsError::Rejected {
+            room: room.to_string(),
+            rejection,
+        })?;
+        let mut out = Vec::with_capacity(payloads.len());
+        for payload in payloads {
+            let message = m
+                .group
+                .create_message(m.ws.provider(), &m.identity.signer, payload)
+                .during("encrypt message")?;
+            out.push(message.tls_serialize_detached().during("encode message")?);
+        }
+        self.fault("after-mls-step")?;
+        let items: Vec<outbox::OutboxRecord> = out
+            .iter()
+            .map(|message| outbox::OutboxRecord {
+                id: format!("message:{}", hex::encode(mls_blobs::hash(message))),
+                room_id: Some(room.to_string()),
+                destination: room.provider().domain().to_string(),
+                kind: "message".into(),
+                sender: Some(m.identity.user.to_string()),
+                body: message.clone(),
+                attempts: 0,
+            })
+            .collect();
+        outbox::enqueue_many(&mut tx, &items).await?;
+        for settlement in settlements {
+            settle(&mut tx, Some(settlement)).await?;
+        }
+        self.save_member(&mut tx, room, &mut m).await?;
+        self.finish(tx, room, Some(m), None).await?;
+        Ok(out)
+    }
+
+    /// Decrypts messages with the room's reader, persisting its ratchet state once for all.
+    /// The reader's own messages (the hub fans them out to their sender's provider too) are
+    /// skipped: the bridge knows them already.
+    pub async fn receive_messages(
+        &self,
+        room: &RoomUri,
+        messages: &[Vec<u8>],
+    ) -> Result<Vec<(ClientUri, Vec<u8>)>, MlsError> {
+        let _guard = self.lock_room(room).await;
+        let mut tx = self.store.begin().await?;
+        let (group_id, reader) = self.reader_of(&mut tx, room).await?;
+        let mut m = self.open_member(&mut tx, room, &group_id, &reader).await?;
+        let state = room_sync::member_room_state(&m.group, room, &self.cp)?;
+        let mut out = Vec::with_capacity(messages.len());
+        for bytes in messages {
+            out.extend(decrypt(&mut m, &state, room, bytes)?);
+        }
+        self.fault("after-mls-step")?;
+        self.save_member(&mut tx, room, &mut m).await?;
+        self.finish(tx, room, Some(m), None).await?;
+        Ok(out)
+    }
+
+    /// A message the hub accepted, in one transaction: when `decrypt` and a local member can,
+    /// it decrypts the message and stores its plaintext for this provider's users; the
+    /// fan-out rows are queued. A message seen before (a replayed fan-out) is neither
+    /// decrypted nor stored again. Returns whether it was decrypted and stored.
+    pub async fn deliver_message(
+        &self,
+        room: &RoomUri,
+        message: &[u8],
+        hub_timestamp_ms: i64,
+        decrypt_here: bool,
+        fan_out: &[outbox::OutboxRecord],
+    ) -> Result<bool, MlsError> {
+        let hash = mls_blobs::hash(message);
+        let _guard = self.lock_room(room).await;
+        let mut tx = self.store.begin().await?;
+        for row in fan_out {
+            outbox::enqueue_once(&mut *tx, row).await?;
+        }
+        let reader = if decrypt_here {
+            self.room_group(&mut tx, room).await?.reader_client
+        } else {
+            None
+        };
+        let reader = reader.and_then(|r| ClientUri::from_bytes(r.as_bytes()).ok());
+        let (Some(reader), false) = (
+            reader,
+            inbound_messages::seen(&mut *tx, room.as_str(), &hash).await?,
+        ) else {
+            self.finish(tx, room, None, None).await?;
+            return Ok(false);
+        };
+        let rg = self.room_group(&mut tx, room).await?;
+        let mut m = self
+            .open_member(&mut tx, room, &rg.group_id, &reader)
+            .await?;
+        let state = room_sync::member_room_state(&m.group, room, &self.cp)?;
+        let decrypted = decrypt(&mut m, &state, room, message)?;
+        self.fault("after-mls-step")?;
+        // The reader's own message needs no delivery: the bridge knows it.
+        if let Some((client, payload)) = &decrypted {
+            inbound_messages::push_once(
+                &mut *tx,
+                room.as_str(),
+                &hash,
+                client.as_str(),
+                payload,
+                hub_timestamp_ms,
+            )
+            .await?;
+        }
+        self.save_member(&mut tx, room, &mut m).await?;
+        self.finish(tx, room, Some(m), None).await?;
+        Ok(decrypted.is_some())
+    }
+
+    async fn reader_of(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        room: &RoomUri,
+    ) -> Result<(Vec<u8>, ClientUri), MlsError> {
+        let rg = self.room_group(tx, room).await?;
+        let reader = rg.reader_client.ok_or_else(|| MlsError::NotAMember {
+            room: room.to_string(),
+            client: "any local client".into(),
+        })?;
+        let reader = ClientUri::from_bytes(reader.as_bytes()).map_err(|e| {
+            MlsError::Corrupt(format!("room {room}: reader is not a client URI: {e}"))
+        })?;
+        Ok((rg.group_id, reader))
+    }
+}

@@ -1,0 +1,216 @@
+//! Following rooms hosted elsewhere: what the hub fans out (`/notify`) is applied to the
+//! room's public view, Welcomes bring local clients in, messages are decrypted for this
+//! provider's users; a new device of a local user joins by external commit from the hub's
+//! GroupInfo.
+
+use super::directory::Endpoint;
+use super::service::{MimiService, ServiceError, malformed, sign_tbs, verify_tbs};
+use super::wire::{self, FanoutBody, FanoutMessage, MlsMessage, Protocol};
+use crate::mls::{CommitSource, MlsError, Origin, no_fan_out};
+use crate::store::{mls_blobs, notify_seen, room_groups};
+use crate::uri::{ClientUri, ProviderId, RoomUri};
+
+impl MimiService {
+    /// A new device of a local participant joins by external commit: the GroupInfo comes
+    /// from the hub (over `/groupInfo`, or directly when this daemon is the hub).
+    pub async fn join_new_device(
+        &self,
+        room: &RoomUri,
+        client: &ClientUri,
+    ) -> Result<(), ServiceError> {
+        use crate::mls::group_config::CIPHERSUITE;
+        use openmls_traits::crypto::OpenMlsCrypto;
+        use openmls_traits::random::OpenMlsRand;
+        let group_info = if room.provider() == &self.domain {
+            let group_info = self.mls.group_info(room).await?.ok_or_else(|| {
+                ServiceError::Forbidden(format!("no GroupInfo of {room} is at hand"))
+            })?;
+            (group_info, Vec::new())
+        } else {
+            let crypto = openmls_rust_crypto::RustCrypto::default();
+            let ikm: [u8; 32] = crypto
+                .random_array()
+                .map_err(|e| malformed("randomness")(format!("{e:?}")))?;
+            let keys = crypto
+                .derive_hpke_keypair(CIPHERSUITE.hpke_config(), &ikm)
+                .map_err(|e| malformed("HPKE key")(format!("{e:?}")))?;
+            let request = self
+                .mls
+                .with_client_identity(client, |signer, credential| {
+                    let tbs = wire::GroupInfoRequestTbs {
+                        protocol: Protocol::Mls10,
+                        cipher_suite: CIPHERSUITE.into(),
+                        requesting_signature_key: credential.signature_key.clone(),
+                        requesting_credential: credential.credential.clone(),
+                        group_info_public_key: keys.public.clone().into(),
+                        joining_code: Vec::new().into(),
+                    };
+                    let signature =
+                        sign_tbs(signer, wire::group_info::GROUP_INFO_REQUEST_LABEL, &tbs)?;
+                    Ok::<_, String>(tbs.with_signature(signature))
+                })
+                .await?
+                .map_err(malformed("GroupInfoRequest"))?;
+            let body =
+                wire::encode(&request).map_err(|e| malformed("GroupInfoRequest")(e.to_string()))?;
+            let answer = self
+                .client()?
+                .post(room.provider(), Endpoint::GroupInfo, room.as_str(), body)
+                .await?;
+            if answer.status != 200 {
+                return Err(ServiceError::Forbidden(format!(
+                    "the hub answered /groupInfo with HTTP {}: {}",
+                    answer.status,
+                    String::from_utf8_lossy(&answer.body)
+                )));
+            }
+            let response: wire::GroupInfoResponse = wire::decode_exact(&answer.body)
+                .map_err(|e| malformed("GroupInfoResponse")(e.to_string()))?;
+            let wire::GroupInfoStatus::Success(success) = &response.status else {
+                return Err(ServiceError::Forbidden(format!(
+                    "the hub refused the GroupInfo: {:?}",
+                    response.status.code()
+                )));
+            };
+            let tbs = response
+                .tbs_bytes()
+                .ok_or_else(|| malformed("GroupInfoResponse")("no signed content".into()))?
+                .map_err(|e| malformed("GroupInfoResponse")(e.to_string()))?;
+            verify_tbs(
+                success.hub_sender.signature_key.as_slice(),
+                wire::group_info::GROUP_INFO_RESPONSE_LABEL,
+                &tbs,
+                success.signature.as_slice(),
+            )
+            .map_err(|_| {
+                ServiceError::Forbidden(
+                    "the hub's GroupInfoResponse signature does not verify".into(),
+                )
+            })?;
+            let tbe = wire::GroupInfoRatchetTreeTbe::open(
+                &crypto,
+                CIPHERSUITE,
+                &keys.private,
+                room.as_str().as_bytes(),
+                &success.encrypted_groupinfo_and_tree,
+            )
+            .map_err(|e| malformed("encrypted GroupInfo")(format!("{e:?}")))?;
+            let pending: Vec<Vec<u8>> = tbe
+                .pending_proposals
+                .iter()
+                .map(|p| p.proposal.as_bytes().to_vec())
+                .collect();
+            (
+                MlsMessage::from_group_info(&tbe.group_info).into_bytes(),
+                pending,
+            )
+        };
+        let (group_info, pending) = group_info;
+        self.mls
+            .join_by_external_commit_with(room, client, &group_info, &pending)
+            .await?;
+        self.wake();
+        Ok(())
+    }
+
+    /// `/notify/{roomId}` from the room's hub. A byte-identical body seen before is not
+    /// processed again.
+    pub async fn follower_notify(
+        &self,
+        room: &RoomUri,
+        peer: &ProviderId,
+        body: &[u8],
+    ) -> Result<(), ServiceError> {
+        if room.provider() != peer {
+            return Err(ServiceError::Forbidden(format!(
+                "{} is not the hub of {room}: only the hub notifies",
+                peer.domain()
+            )));
+        }
+        let hash = mls_blobs::hash(body);
+        if notify_seen::seen(self.store.pool(), &hash).await? {
+            return Ok(());
+        }
+        let messages =
+            wire::split_notify_body(body).map_err(|e| malformed("notify body")(e.to_string()))?;
+        let joining = messages
+            .iter()
+            .any(|m| matches!(m.body, FanoutBody::Welcome { .. }));
+        if !joining
+            && room_groups::get(self.store.pool(), room.as_str())
+                .await?
+                .is_none()
+        {
+            return Err(ServiceError::UnknownRoom(room.to_string()));
+        }
+        for fanout in messages {
+            self.apply_fanout(room, fanout).await?;
+        }
+        notify_seen::record(self.store.pool(), &hash, room.as_str()).await?;
+        Ok(())
+    }
+
+    async fn apply_fanout(
+        &self,
+        room: &RoomUri,
+        fanout: FanoutMessage,
+    ) -> Result<(), ServiceError> {
+        let bytes = fanout.message.as_bytes();
+        let known_epoch = room_groups::get(self.store.pool(), room.as_str())
+            .await?
+            .map(|g| g.epoch as u64);
+        match fanout.body {
+            FanoutBody::Welcome { .. } => match self.mls.join_from_welcome(room, bytes).await {
+                // A hub re-sending a fan-out may send a Welcome to every follower.
+                Ok(_) | Err(MlsError::WelcomeNotForUs(_)) => {}
+                Err(e) => return Err(e.into()),
+            },
+            FanoutBody::Commit { .. } => {
+                let Some(known) = known_epoch else {
+                    return Ok(()); // not in the room yet: the Welcome brings it
+                };
+                if fanout.message.epoch().is_some_and(|e| e < known) {
+                    return Ok(()); // applied already
+                }
+                // Our own commit may arrive here before the hub's answer does: applying it
+                // confirms it.
+                self.mls
+                    .apply_commit(
+                        room,
+                        bytes,
+                        CommitSource {
+                            origin: Origin::Hub,
+                            welcome: None,
+                            group_info: None,
+                            timestamp_ms: fanout.timestamp as i64,
+                        },
+                        &no_fan_out,
+                    )
+                    .await?;
+            }
+            FanoutBody::Proposal { more_proposals } => {
+                if known_epoch.is_some() && fanout.message.epoch() >= known_epoch {
+                    let mut all: Vec<&[u8]> = vec![bytes];
+                    all.extend(more_proposals.iter().map(|m| m.as_bytes()));
+                    self.mls
+                        .apply_proposals(
+                            room,
+                            &all,
+                            Origin::Hub,
+                            fanout.timestamp as i64,
+                            &no_fan_out,
+                        )
+                        .await?;
+                }
+            }
+            FanoutBody::Application { .. } => {
+                if known_epoch.is_some() {
+                    self.mls
+                        .deliver_message(room, bytes, fanout.timestamp as i64, true, &[])
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
