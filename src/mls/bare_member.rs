@@ -191,6 +191,50 @@ impl BareMember {
         bytes
     }
 
+    /// Joins by external commit from a TLS-encoded GroupInfo message (with the ratchet tree);
+    /// returns the commit. The member is at the new epoch at once.
+    pub fn external_join(&mut self, group_info: &[u8]) -> Result<Vec<u8>, String> {
+        let message = MlsMessageIn::tls_deserialize_exact(group_info).map_err(|e| e.to_string())?;
+        let MlsMessageBodyIn::GroupInfo(verifiable) = message.extract() else {
+            return Err("not a GroupInfo".into());
+        };
+        let (group, bundle) = MlsGroup::external_commit_builder()
+            .with_config(join_config())
+            .build_group(&self.provider, verifiable, self.credential.clone())
+            .map_err(|e| format!("{e:?}"))?
+            .leaf_node_parameters(
+                LeafNodeParameters::builder()
+                    .with_capabilities(leaf_capabilities())
+                    .build(),
+            )
+            .load_psks(self.provider.storage())
+            .map_err(|e| format!("{e:?}"))?
+            .build(
+                self.provider.rand(),
+                self.provider.crypto(),
+                &self.signer,
+                |_| true,
+            )
+            .map_err(|e| format!("{e:?}"))?
+            .finalize(&self.provider)
+            .map_err(|e| format!("{e:?}"))?;
+        self.group = Some(group);
+        bundle
+            .commit()
+            .tls_serialize_detached()
+            .map_err(|e| e.to_string())
+    }
+
+    /// A SelfRemove proposal of this member (kept in its own proposal store).
+    pub fn self_remove_proposal(&mut self) -> Vec<u8> {
+        let group = self.group.as_mut().expect("the member has joined");
+        group
+            .leave_group_via_self_remove(&self.provider, &self.signer)
+            .expect("SelfRemove")
+            .tls_serialize_detached()
+            .expect("encode proposal")
+    }
+
     /// The component's bytes in the current GroupContext.
     pub fn component(&mut self, id: u16) -> Option<Vec<u8>> {
         self.group()
