@@ -144,7 +144,11 @@ fn add_commit(member: &mut BareMember, added: &str, kp: &[u8]) -> Vec<u8> {
     )
 }
 
-fn assert_refused(answer: &mimi_bridge::protocol::wire::UpdateRoomResponse, code: &str, says: &str) {
+fn assert_refused(
+    answer: &mimi_bridge::protocol::wire::UpdateRoomResponse,
+    code: &str,
+    says: &str,
+) {
     let name = match &answer.outcome {
         UpdateOutcome::Success { .. } => "success",
         UpdateOutcome::WrongEpoch { .. } => "wrongEpoch",
@@ -177,7 +181,11 @@ async fn an_external_commit_from_b_naming_a_user_of_a_is_not_allowed(db: TestDb)
     let commit = impostor.external_join(&group_info).unwrap();
     let answer = r
         .service
-        .hub_update(&room(), &provider("b.example"), commit_request(commit.clone()))
+        .hub_update(
+            &room(),
+            &provider("b.example"),
+            commit_request(commit.clone()),
+        )
         .await
         .unwrap();
     assert_refused(&answer, "notAllowed", "mimi://a.example/d/alice/evil");
@@ -232,7 +240,11 @@ async fn an_add_with_key_material_another_provider_served_is_an_invalid_proposal
     let dave2 = BareMember::new("mimi://c.example/d/dave/tablet");
     let kp2 = dave2.key_package();
     r.mls
-        .bind_key_package(&kp2, &provider("c.example"), &user("mimi://c.example/u/carl"))
+        .bind_key_package(
+            &kp2,
+            &provider("c.example"),
+            &user("mimi://c.example/u/carl"),
+        )
         .await
         .unwrap();
     let commit = add_commit(&mut r.mallory, "mimi://c.example/u/dave", &kp2);
@@ -248,7 +260,11 @@ async fn an_add_with_key_material_another_provider_served_is_an_invalid_proposal
     let dave3 = BareMember::new("mimi://c.example/d/dave/laptop");
     let kp3 = dave3.key_package();
     r.mls
-        .bind_key_package(&kp3, &provider("c.example"), &user("mimi://c.example/u/dave"))
+        .bind_key_package(
+            &kp3,
+            &provider("c.example"),
+            &user("mimi://c.example/u/dave"),
+        )
         .await
         .unwrap();
     let commit = add_commit(&mut r.mallory, "mimi://c.example/u/dave", &kp3);
@@ -262,7 +278,11 @@ async fn an_add_with_key_material_another_provider_served_is_an_invalid_proposal
         "{answer:?}"
     );
     let after = state(&r.mls).await;
-    assert!(after.participants.contains(&user("mimi://c.example/u/dave")));
+    assert!(
+        after
+            .participants
+            .contains(&user("mimi://c.example/u/dave"))
+    );
 }
 
 async fn a_commit_of_bs_client_sent_by_c_is_not_allowed(db: TestDb) {
@@ -271,7 +291,11 @@ async fn a_commit_of_bs_client_sent_by_c_is_not_allowed(db: TestDb) {
     let commit = r.mallory.commit(vec![], vec![], None, false);
     let answer = r
         .service
-        .hub_update(&room(), &provider("c.example"), commit_request(commit.clone()))
+        .hub_update(
+            &room(),
+            &provider("c.example"),
+            commit_request(commit.clone()),
+        )
         .await
         .unwrap();
     assert_refused(&answer, "notAllowed", "mimi://b.example/d/mallory/laptop");
@@ -294,7 +318,11 @@ async fn a_proposal_of_cs_client_sent_by_b_is_not_allowed(db: TestDb) {
     let proposal = r.carl.self_remove_proposal();
     let answer = r
         .service
-        .hub_update(&room(), &provider("b.example"), proposal_request(proposal.clone()))
+        .hub_update(
+            &room(),
+            &provider("b.example"),
+            proposal_request(proposal.clone()),
+        )
         .await
         .unwrap();
     assert_refused(&answer, "notAllowed", "mimi://c.example/d/carl/laptop");
@@ -353,7 +381,11 @@ async fn an_earlier_epochs_accepted_commit_replayed_gets_wrong_epoch(db: TestDb)
     // the same bytes from another peer are a replay
     let answer = r
         .service
-        .hub_update(&room(), &provider("c.example"), commit_request(commit.clone()))
+        .hub_update(
+            &room(),
+            &provider("c.example"),
+            commit_request(commit.clone()),
+        )
         .await
         .unwrap();
     assert_refused(&answer, "wrongEpoch", "replay");
@@ -375,5 +407,9 @@ async fn an_earlier_epochs_accepted_commit_replayed_gets_wrong_epoch(db: TestDb)
     );
     assert!(answer.error_description.contains("replay"), "{answer:?}");
     assert_eq!(state(&r.mls).await.epoch, 3);
-    assert_eq!(notifies(&r.mls).await, queued_now, "nothing fanned out again");
+    assert_eq!(
+        notifies(&r.mls).await,
+        queued_now,
+        "nothing fanned out again"
+    );
 }

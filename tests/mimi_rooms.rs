@@ -425,21 +425,36 @@ async fn a_room_on_a_with_a_user_of_b_messages_both_ways() {
             .any(|p| p["user"] == "mimi://b.example/u/bob")
     );
     assert_eq!(on_a["pending_proposals"], 0);
-    // b has no member left in the room
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (status, _) = b.get(&room_path("")).await;
-        if status == 404 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "b still shows the room after bob left: {:?} {:?}",
-            b.daemon.log(),
-            a.daemon.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // b has no member left in the room; its view of the room stays, at the epoch it left
+    let on_b = b
+        .wait_for(&room_path(""), "the leave committed on b", |v| {
+            v["epoch"] == 7
+        })
+        .await;
+    assert_eq!(on_b["participants"], on_a["participants"]);
+    assert!(
+        !on_b["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["client"]
+                .as_str()
+                .unwrap()
+                .starts_with("mimi://b.example/")),
+        "{on_b}"
+    );
+    assert_eq!(
+        on_b["epoch_authenticator"],
+        Value::Null,
+        "b has no member to tell it"
+    );
+    let dead = a.get("/admin/v1/outbox/dead-letters").await;
+    assert_eq!(
+        dead.1.as_array().map(Vec::len),
+        Some(0),
+        "{dead:?}: {:?}",
+        a.daemon.log()
+    );
 
     assert!(b.daemon.stop("-TERM").success());
     assert!(a.daemon.stop("-TERM").success());

@@ -13,6 +13,7 @@ use crate::content::{MessageId, MimiContent};
 use crate::mls::{CommitOp, MlsError, UserAddition};
 use crate::protocol::service::{LEGACY_KIND, ServiceError};
 use crate::protocol::wire::Consent;
+use crate::room::state::BlockReason;
 use crate::store::consents::{self, ConsentState};
 use crate::store::legacy_events::{self, EventState, LegacyEventRecord, Settlement};
 use crate::store::{StoreError, message_map, mimi_reactions, now_ms, outbox, pending_commits};
@@ -567,8 +568,16 @@ impl Bridge {
         seq: i64,
     ) -> Result<Outcome, BridgeError> {
         let state = self.mls.room_state(room).await?;
+        let user = &sender.user;
+        if state.block_reason(user) == Some(BlockReason::Exiting) {
+            return Ok(failed(format!("{user} is leaving this room already")));
+        }
         if !state.is_member(&sender.client) {
-            return Ok(Outcome::Nothing);
+            return Ok(failed(if state.participants.contains(user) {
+                format!("{user} has no client in this room that could leave it")
+            } else {
+                format!("{user} is not in this room (left already?)")
+            }));
         }
         match self
             .mls
