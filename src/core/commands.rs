@@ -191,6 +191,8 @@ impl Bridge {
             let Some(event) = legacy_events::by_seq(&mut *tx, seq).await? else {
                 return Ok(vec![]);
             };
+            // Carried out as far as this side goes, then refused by the hub.
+            legacy_events::fail_after(&mut *tx, seq, reason).await?;
             let sender = self.committer_user(&change, room);
             return Ok(vec![self.command(
                 room,

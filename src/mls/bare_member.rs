@@ -235,6 +235,23 @@ impl BareMember {
             .expect("encode proposal")
     }
 
+    /// An AppDataUpdate proposal setting (by update) a component (kept in its own proposal
+    /// store).
+    pub fn propose_app_data(&mut self, component: u16, update: Vec<u8>) -> Vec<u8> {
+        let group = self.group.as_mut().expect("the member has joined");
+        group
+            .propose_app_data_update(
+                &self.provider,
+                &self.signer,
+                component,
+                AppDataUpdateOperation::Update(update.into()),
+            )
+            .expect("AppDataUpdate proposal")
+            .0
+            .tls_serialize_detached()
+            .expect("encode proposal")
+    }
+
     /// The component's bytes in the current GroupContext.
     pub fn component(&mut self, id: u16) -> Option<Vec<u8>> {
         self.group()

@@ -15,9 +15,9 @@ use crate::room::change::RoomChange;
 use crate::room::handshake::{Change, Sender as RoomSender};
 use crate::room::validation::validate_handshake;
 use crate::room::wire::{self, ParticipantListUpdate, UserIndexRolePair, UserRolePair};
-use crate::store::legacy_events::{self, Settlement};
+use crate::store::legacy_events::Settlement;
 use crate::store::pending_commits::{self, PendingCommitRecord};
-use crate::store::{mls_blobs, outbox};
+use crate::store::{mls_blobs, outbox, room_groups};
 use crate::uri::{ClientUri, RoomUri, UserUri};
 
 impl ProxyMls {
@@ -444,8 +444,7 @@ impl ProxyMls {
         if let Some(pending) = &pending {
             self.forget_pending(&mut tx, room, pending).await?;
             if let Some(seq) = pending.legacy_event {
-                // The legacy event was carried out as far as this side goes; the hub said no.
-                legacy_events::fail_after(&mut *tx, seq, reason).await?;
+                // The bridge core reads the refusal from the journal and reports it.
                 let change = RoomChange {
                     committer: Some(committer.to_string()),
                     legacy_event: Some(seq),
@@ -467,10 +466,7 @@ impl ProxyMls {
                     .await?
                     .is_none()
             {
-                sqlx::query("DELETE FROM room_groups WHERE room_id = $1")
-                    .bind(room.as_str())
-                    .execute(&mut *tx)
-                    .await?;
+                room_groups::delete(&mut *tx, room.as_str()).await?;
             }
         }
         if let Some(m) = member.as_mut() {

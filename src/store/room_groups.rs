@@ -115,3 +115,12 @@ pub async fn set_reader<'e>(
         .await?;
     Ok(())
 }
+
+/// Forgets a room's group (its log, members and pending commits go with it).
+pub async fn delete<'e>(db: impl AnyExecutor<'e>, room_id: &str) -> Result<bool, StoreError> {
+    let result = sqlx::query("DELETE FROM room_groups WHERE room_id = $1")
+        .bind(room_id)
+        .execute(db)
+        .await?;
+    Ok(result.rows_affected() == 1)
+}
