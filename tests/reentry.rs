@@ -529,3 +529,77 @@ async fn inviting_a_participant_does_not_jam_the_room() {
     );
     p.participants_at_a(&[ALICE, BOB], "the room at A").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_banned_user_comes_back_once_the_ban_is_lifted() {
+    let p = Pair::start().await;
+    let b_room = p.room_with_bob().await;
+
+    p.a.submit(event(
+        "a-ban",
+        LEGACY_ROOM,
+        "alice",
+        EventKind::UserBanned {
+            target: UserRef::mimi(BOB),
+            reason: None,
+        },
+    ))
+    .await;
+    p.b.wait_until("bob's ban at B", &p.all(), |c| {
+        c.iter()
+            .any(|c| matches!(c.kind, CommandKind::UserBanned { .. }))
+    })
+    .await;
+
+    // inviting a banned user is refused, in words
+    p.a.submit(event(
+        "a-invite-banned",
+        LEGACY_ROOM,
+        "alice",
+        EventKind::UserInvited {
+            target: UserRef::mimi(BOB),
+        },
+    ))
+    .await;
+    let got =
+        p.a.wait_until("event_failed for inviting a banned user", &p.all(), |c| {
+            c.iter()
+                .any(|c| matches!(c.kind, CommandKind::EventFailed { .. }))
+        })
+        .await;
+    let CommandKind::EventFailed { event_id, reason } = &got.last().unwrap().kind else {
+        panic!("expected event_failed last:{}", describe(&got));
+    };
+    assert_eq!(event_id.as_str(), "a-invite-banned");
+    assert!(reason.contains("banned"), "{reason}");
+
+    // lifting the ban (a removal of the banned user) and inviting again brings bob back
+    p.a.submit(event(
+        "a-unban",
+        LEGACY_ROOM,
+        "alice",
+        EventKind::UserRemoved {
+            target: UserRef::mimi(BOB),
+            reason: None,
+        },
+    ))
+    .await;
+    p.participants_at_a(&[ALICE], "the ban lifted at A").await;
+    let before_rejoin = p.b.commands().len();
+    p.a.submit(event(
+        "a-reinvite",
+        LEGACY_ROOM,
+        "alice",
+        EventKind::UserInvited {
+            target: UserRef::mimi(BOB),
+        },
+    ))
+    .await;
+    p.bob_back_at_b("bob invited again after the ban was lifted")
+        .await;
+    p.probe("after-unban", None, true).await;
+    p.check_probes(&[("setup", true), ("after-unban", true)])
+        .await;
+    assert_rejoin_announced(&p.b.commands(), before_rejoin, &b_room, &p.all());
+    p.participants_at_a(&[ALICE, BOB], "bob back at A").await;
+}

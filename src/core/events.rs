@@ -24,6 +24,9 @@ use crate::uri::{ClientUri, RoomUri, UserUri};
 const CREATOR_ROLE: u32 = 3;
 const MEMBER_ROLE: u32 = 2;
 
+/// How long an invitation of a user who is leaving waits for their removal to be committed.
+const EXIT_WAIT: Duration = Duration::from_secs(30);
+
 /// Events of one room carried out in a row before the worker looks at the other rooms.
 const EVENTS_PER_TURN: usize = 256;
 
@@ -456,8 +459,35 @@ impl Bridge {
             Err(reason) => return Ok(failed(reason)),
         };
         let state = self.mls.room_state(room).await?;
-        if state.participants.contains(&target) {
-            return Ok(Outcome::Nothing);
+        match state.block_reason(&target) {
+            Some(BlockReason::NotParticipant) => {}
+            Some(BlockReason::Banned) => {
+                return Ok(failed(format!(
+                    "{target} is banned from this room: lift the ban (remove them) before \
+                     inviting them again"
+                )));
+            }
+            Some(BlockReason::Exiting) => {
+                // Leaving: their removal waits for the next commit, then they can come back.
+                let waited = Duration::from_millis((now_ms() - head.created_at_ms).max(0) as u64);
+                if waited > EXIT_WAIT {
+                    return Ok(failed(format!(
+                        "{target} is still leaving this room after {} s; invite them again \
+                         once they have left",
+                        EXIT_WAIT.as_secs()
+                    )));
+                }
+                return Ok(Outcome::Later(Duration::from_millis(500)));
+            }
+            None if !state.active_clients(&target).is_empty() => {
+                return Ok(failed(format!("{target} is in this room already")));
+            }
+            None => {
+                return Ok(failed(format!(
+                    "{target} is a participant of this room without a client in it: their \
+                     provider brings them back"
+                )));
+            }
         }
         if self.is_local(&target) {
             // A legacy user of ours: make sure the bridge runs a client for them.

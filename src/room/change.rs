@@ -88,7 +88,14 @@ impl RoomChange {
                 continue;
             }
             let was = before.participants.role_of(&p.user);
-            if was != p.role {
+            if was == BANNED_ROLE && p.role != BANNED_ROLE {
+                // The ban lifted: on the legacy side, where the ban removed the user, this is
+                // the user coming back.
+                change.added.push(RoleEntry {
+                    user: p.user.to_string(),
+                    role: p.role,
+                });
+            } else if was != p.role {
                 if p.role == BANNED_ROLE {
                     change.banned.push(p.user.to_string());
                 } else {
@@ -205,5 +212,23 @@ mod tests {
         assert_eq!(c.added[0].user, "mimi://c.example/u/carol");
         assert_eq!(c.name.as_deref(), Some("New name"));
         assert!(RoomChange::between(Some(&after), &after).is_empty());
+    }
+
+    #[test]
+    fn a_lifted_ban_is_a_user_coming_back() {
+        let bob: UserUri = "mimi://b.example/u/bob".parse().unwrap();
+        let mut before = room();
+        before.push_participant(bob.clone(), BANNED_ROLE).unwrap();
+        let mut after = room();
+        after.push_participant(bob, 2).unwrap();
+        let c = RoomChange::between(Some(&before), &after);
+        assert_eq!(
+            c.added,
+            [RoleEntry {
+                user: "mimi://b.example/u/bob".into(),
+                role: 2
+            }]
+        );
+        assert!(c.roles.is_empty() && c.banned.is_empty(), "{c:?}");
     }
 }
