@@ -8,19 +8,27 @@
 //! folder; a `postgres://…` URL of an existing, empty database measures on Postgres).
 //!
 //! Prints accepted events per second with submit latency percentiles, carried events per second
-//! with per-event latency (submit → settled) percentiles, and the hub's acceptance rate of the
-//! queued messages.
+//! with per-event latency (submit → settled) percentiles, the hub's acceptance rate of the
+//! queued messages, and the hub's acceptance of a follower's messages (`/submitMessage`, in
+//! process) with a local member that decrypts them and with none, next to bare openmls
+//! decrypting the same messages.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mimi_bridge::core::{Bridge, BridgeOptions};
-use mimi_bridge::mls::{ProxyMls, StateKey};
+use mimi_bridge::mls::bare_member::BareMember;
+use mimi_bridge::mls::{ProxyMls, StateKey, UserAddition};
 use mimi_bridge::protocol::service::MimiService;
+use mimi_bridge::protocol::wire::{
+    self, FanoutBody, GroupInfoOption, HandshakeBundle, HandshakeBundleBody, IdentifierUri,
+    MlsMessage, PartialGroupInfo, Protocol, RatchetTreeOption, RatchetTreePresence,
+    SubmitMessageRequest, SubmitStatus, UpdateOutcome, UpdateRequest,
+};
 use mimi_bridge::room::code_points::ComponentCodePoints;
 use mimi_bridge::store::legacy_events::{self, EventState};
 use mimi_bridge::store::{Store, StoreOptions};
-use mimi_bridge::uri::ProviderId;
+use mimi_bridge::uri::{ClientUri, ProviderId, RoomUri, UserUri};
 use mimi_bridge_connector::{
     BridgeCommand, Capabilities, Connector, ConnectorError, ConnectorEvent, Delivery, EventKind,
     EventSink, MessageContent, async_trait,
@@ -182,5 +190,145 @@ fn main() {
             hub_wall.as_secs_f64(),
             events as f64 / hub_wall.as_secs_f64()
         );
+
+        // 4. a follower's messages at the hub, with a local member that decrypts them for
+        // local delivery, then with no local member left (the room is not a member)
+        let (service, mls) = (service, bridge_mls(&service));
+        let room: RoomUri = "mimi://a.example/r/submit".parse().unwrap();
+        let alice: ClientUri = "mimi://a.example/d/alice/bench".parse().unwrap();
+        mls.create_client(&alice).await.unwrap();
+        mls.create_room(&room, &alice, 3).await.unwrap();
+        let mut mallory = BareMember::new("mimi://b.example/d/mallory/laptop");
+        let mut reader = BareMember::new("mimi://b.example/d/rita/laptop");
+        let mut additions = Vec::new();
+        for (member, uri) in [
+            (&mallory, "mimi://b.example/u/mallory"),
+            (&reader, "mimi://b.example/u/rita"),
+        ] {
+            let user: UserUri = uri.parse().unwrap();
+            let kp = member.key_package();
+            mls.bind_key_package(&kp, user.provider(), &user).await.unwrap();
+            additions.push(UserAddition {
+                user,
+                role: 2,
+                key_packages: vec![kp],
+            });
+        }
+        let out = mls.add_users(&room, &alice, &additions).await.unwrap();
+        drain(&service, &store).await;
+        mallory.join(out.welcome.as_ref().unwrap()).unwrap();
+        reader.join(out.welcome.as_ref().unwrap()).unwrap();
+        let b = ProviderId::new("b.example").unwrap();
+        let messages = events.min(1000);
+        let with_member = submit_messages(&service, &room, &b, &mut mallory, messages).await;
+        drain(&service, &store).await;
+
+        // bare openmls: the same number of messages encrypted and decrypted in memory
+        let sealed: Vec<Vec<u8>> = (0..messages)
+            .map(|i| mallory.encrypt(format!("message {i} of the benchmark").as_bytes()))
+            .collect();
+        let start = Instant::now();
+        for m in &sealed {
+            reader.process(m).unwrap();
+        }
+        let bare = messages as f64 / start.elapsed().as_secs_f64();
+
+        // alice leaves; mallory commits her cached proposals: no local member is left
+        mls.leave(&room, &alice).await.unwrap();
+        service.deliver_due().await.unwrap();
+        for item in mimi_bridge::store::outbox::pending(store.pool(), Some(room.as_str()))
+            .await
+            .unwrap()
+        {
+            if item.kind == "notify" {
+                for fanout in wire::split_notify_body(&item.body).unwrap() {
+                    if matches!(fanout.body, FanoutBody::Proposal { .. }) {
+                        mallory.process(fanout.message.as_bytes()).unwrap();
+                        reader.process(fanout.message.as_bytes()).unwrap();
+                    }
+                }
+            }
+        }
+        let commit = mallory.commit(vec![], vec![], None, true);
+        reader.process(&commit).unwrap();
+        let answer = service
+            .hub_update(&room, &b, commit_request(commit))
+            .await
+            .unwrap();
+        assert!(matches!(answer.outcome, UpdateOutcome::Success { .. }), "{answer:?}");
+        assert!(mls.local_members(&room).await.unwrap().is_empty());
+        drain(&service, &store).await;
+        let without_member = submit_messages(&service, &room, &b, &mut mallory, messages).await;
+        println!(
+            "the hub accepted {messages} of a follower's messages (/submitMessage, one per \
+             request): with a local member decrypting {:.0} messages/s; with no local member \
+             {:.0} messages/s; bare openmls decrypts {bare:.0} messages/s",
+            with_member, without_member
+        );
     });
+}
+
+fn bridge_mls(service: &MimiService) -> Arc<ProxyMls> {
+    service.mls.clone()
+}
+
+/// Delivers the outbox until nothing is due (the room's own fan-out has no peer here).
+async fn drain(service: &MimiService, store: &Store) {
+    let _ = service.deliver_due().await;
+    for item in mimi_bridge::store::outbox::pending(store.pool(), None)
+        .await
+        .unwrap()
+    {
+        mimi_bridge::store::outbox::mark_delivered(store.pool(), &item.id)
+            .await
+            .unwrap();
+    }
+}
+
+/// Submits `n` messages of `member` to the hub one by one; messages per second.
+async fn submit_messages(
+    service: &MimiService,
+    room: &RoomUri,
+    peer: &ProviderId,
+    member: &mut BareMember,
+    n: usize,
+) -> f64 {
+    let requests: Vec<SubmitMessageRequest> = (0..n)
+        .map(|i| SubmitMessageRequest {
+            protocol: Protocol::Mls10,
+            app_message: MlsMessage::from_bytes(
+                &member.encrypt(format!("message {i} of the benchmark").as_bytes()),
+            )
+            .unwrap(),
+            sending_uri: IdentifierUri::new("mimi://b.example/u/mallory"),
+        })
+        .collect();
+    let start = Instant::now();
+    let mut latency = Vec::with_capacity(n);
+    for request in requests {
+        let t = Instant::now();
+        let answer = service.hub_submit(room, peer, request).await.unwrap();
+        assert!(matches!(answer.status, SubmitStatus::Accepted { .. }), "{answer:?}");
+        latency.push(t.elapsed());
+    }
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    println!("  /submitMessage latency {}", percentiles(latency));
+    rate
+}
+
+fn commit_request(commit: Vec<u8>) -> UpdateRequest {
+    UpdateRequest {
+        bundle: HandshakeBundle {
+            proposal_or_commit: MlsMessage::from_bytes(&commit).unwrap(),
+            body: HandshakeBundleBody::Commit {
+                welcome: None,
+                group_info_option: GroupInfoOption::Partial(PartialGroupInfo {
+                    ratchet_tree_presence: RatchetTreePresence::NoRatchetTree,
+                    group_info_extensions: vec![],
+                    signature: vec![].into(),
+                }),
+                ratchet_tree_option: RatchetTreeOption::DistributionService,
+            },
+        },
+    }
 }

@@ -3,8 +3,11 @@
 //! Layers, each depending only on the ones below it:
 //! - [`core`]: the bridge core between a connector (`connectors/`) and MIMI rooms: legacy
 //!   events carried into MIMI in room order, room streams turned into connector commands;
-//! - [`protocol`]: the MIMI server-to-server protocol (hub, follower, mutual TLS, outbox);
-//! - [`mls`]: proxy MLS clients (openmls) with durable, per-client state;
+//! - [`delivery`]: the outbox, delivered in order per queue with backoff and dead letters;
+//! - [`protocol`]: the MIMI server-to-server protocol (hub, follower, consent, key material,
+//!   mutual TLS);
+//! - [`mls`]: each room's public view, and proxy MLS clients (openmls) with durable,
+//!   per-client state;
 //! - [`room`]: room state, policy, authorization and hub validation (pure logic);
 //! - [`content`]: the MIMI content format;
 //! - [`store`]: sqlx repositories and migrations (SQLite default, Postgres);

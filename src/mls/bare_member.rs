@@ -119,7 +119,8 @@ impl BareMember {
             .expect("encode")
     }
 
-    /// Processes a message: the plaintext of an application message; commits are merged.
+    /// Processes a message: the plaintext of an application message; commits are merged,
+    /// proposals kept for the next commit.
     pub fn process(&mut self, message: &[u8]) -> Result<Option<Vec<u8>>, String> {
         let group = self.group.as_mut().expect("the member has joined");
         let msg = MlsMessageIn::tls_deserialize_exact(message)
@@ -134,6 +135,12 @@ impl BareMember {
             ProcessedMessageContent::StagedCommitMessage(staged) => {
                 group
                     .merge_staged_commit(&self.provider, *staged)
+                    .map_err(|e| format!("{e:?}"))?;
+                Ok(None)
+            }
+            ProcessedMessageContent::ProposalMessage(proposal) => {
+                group
+                    .store_pending_proposal(self.provider.storage(), *proposal)
                     .map_err(|e| format!("{e:?}"))?;
                 Ok(None)
             }
