@@ -448,6 +448,12 @@ pub(super) async fn journal(
     Ok(())
 }
 
+/// A client URI the store holds (`what` says where, for the error).
+pub(super) fn stored_client(uri: &str, what: &str) -> Result<ClientUri, MlsError> {
+    ClientUri::from_bytes(uri.as_bytes())
+        .map_err(|e| MlsError::Corrupt(format!("{what} `{uri}` is not a client URI: {e}")))
+}
+
 /// Runs CPU-heavy MLS work (a commit over a thousand members takes a quarter of a second)
 /// without stalling the other tasks of a multi-threaded runtime; inline elsewhere.
 pub(super) fn cpu_bound<T>(f: impl FnOnce() -> T) -> T {

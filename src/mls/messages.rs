@@ -191,9 +191,7 @@ impl ProxyMls {
             room: room.to_string(),
             client: "any local client".into(),
         })?;
-        let reader = ClientUri::from_bytes(reader.as_bytes()).map_err(|e| {
-            MlsError::Corrupt(format!("room {room}: reader is not a client URI: {e}"))
-        })?;
+        let reader = super::engine::stored_client(&reader, "the reader of a room")?;
         Ok((rg.group_id, reader))
     }
 }

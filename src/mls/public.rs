@@ -19,7 +19,7 @@ use super::admission::{self, Origin};
 use super::clients::{self, client_of};
 use super::engine::{
     ChangeOrigin, Opened, ProxyMls, cpu_bound, journal, leavers, parse_welcome, protocol_message,
-    removes_members,
+    removes_members, stored_client,
 };
 use super::error::{MlsError, OpenmlsResult};
 use super::room_sync;
@@ -174,8 +174,7 @@ impl ProxyMls {
                 "room {room} has neither a public view nor a member"
             ))
         })?;
-        let reader = ClientUri::from_bytes(reader.as_bytes())
-            .map_err(|e| MlsError::Corrupt(format!("room {room}: reader {reader}: {e}")))?;
+        let reader = stored_client(reader, "the reader of a room")?;
         let mut m = self.open_member(tx, room, &rg.group_id, &reader).await?;
         let (view, _) = PublicView::from_member(ws, &m.group, &m.identity.signer)?;
         self.save_member(tx, room, &mut m).await?;
@@ -506,20 +505,16 @@ impl ProxyMls {
                     .during("store proposal")?;
             }
             let hash = mls_blobs::hash(message);
-            if let Origin::Peer(peer) = origin {
-                hub_accepted::record(
-                    &mut *tx,
-                    room.as_str(),
-                    &hash,
-                    &Accepted {
-                        epoch: epoch as i64,
-                        peer: peer.domain().to_string(),
-                        kind: "proposal".into(),
-                        accepted_at_ms: timestamp_ms,
-                    },
-                )
-                .await?;
-            }
+            record_acceptance(
+                &mut tx,
+                room,
+                &hash,
+                epoch,
+                origin,
+                "proposal",
+                timestamp_ms,
+            )
+            .await?;
             if !room_log::contains(&mut *tx, room.as_str(), epoch as i64, &hash).await? {
                 mls_blobs::put(&mut tx, message).await?;
                 room_log::append(
@@ -686,9 +681,7 @@ impl ProxyMls {
         // commit enters the room log, which the member must not replay).
         let mut member = None;
         if let Some(pending) = own.as_ref().filter(|p| !p.external) {
-            let client = ClientUri::from_bytes(pending.client_uri.as_bytes()).map_err(|e| {
-                MlsError::Corrupt(format!("pending commit of {}: {e}", pending.client_uri))
-            })?;
+            let client = stored_client(&pending.client_uri, "the committer of a pending commit")?;
             let mut m = self
                 .open_member(&mut tx, room, &rg.group_id, &client)
                 .await?;
@@ -714,20 +707,16 @@ impl ProxyMls {
         mls_blobs::put(&mut tx, commit).await?;
         room_log::append(&mut tx, room.as_str(), epoch as i64, LogKind::Commit, &hash).await?;
         room_groups::set_epoch(&mut *tx, room.as_str(), rg.epoch, epoch as i64 + 1).await?;
-        if let Origin::Peer(peer) = source.origin {
-            hub_accepted::record(
-                &mut *tx,
-                room.as_str(),
-                &hash,
-                &Accepted {
-                    epoch: epoch as i64,
-                    peer: peer.domain().to_string(),
-                    kind: "commit".into(),
-                    accepted_at_ms: source.timestamp_ms,
-                },
-            )
-            .await?;
-        }
+        record_acceptance(
+            &mut tx,
+            room,
+            &hash,
+            epoch,
+            source.origin,
+            "commit",
+            source.timestamp_ms,
+        )
+        .await?;
         let group_info = match source.group_info {
             Some(gi) if group_info_epoch(gi) == Some(epoch + 1) => {
                 Some(mls_blobs::put(&mut tx, gi).await?)
@@ -818,9 +807,7 @@ impl ProxyMls {
         pending: &pending_commits::PendingCommitRecord,
         source: CommitSource<'_>,
     ) -> Result<Applied, MlsError> {
-        let client = ClientUri::from_bytes(pending.client_uri.as_bytes()).map_err(|e| {
-            MlsError::Corrupt(format!("pending commit of {}: {e}", pending.client_uri))
-        })?;
+        let client = stored_client(&pending.client_uri, "the committer of a pending commit")?;
         let identity = clients::load(&mut tx, &self.key, &client).await?;
         let ws = WorkingSet::load(&mut tx, client.as_str(), &self.key).await?;
         let group = MlsGroup::load(ws.provider().storage(), &GroupId::from_slice(&rg.group_id))
@@ -964,11 +951,7 @@ impl ProxyMls {
             if let Some(owner) =
                 key_packages::owner(&mut *tx, secret.new_member().as_slice()).await?
             {
-                joiners.push(
-                    ClientUri::from_bytes(owner.as_bytes()).map_err(|e| {
-                        MlsError::Corrupt(format!("key package owner {owner}: {e}"))
-                    })?,
-                );
+                joiners.push(stored_client(&owner, "the owner of a key package")?);
             }
         }
         Ok(joiners)
@@ -1059,6 +1042,33 @@ impl ProxyMls {
         RoomState::from_app_data(room.clone(), record.epoch as u64, &dict, &self.cp, vec![])
             .map_err(|e| invalid(e.to_string()))
     }
+}
+
+/// At the hub, records who sent an accepted handshake and when it was answered.
+async fn record_acceptance(
+    tx: &mut AnyConnection,
+    room: &RoomUri,
+    hash: &[u8],
+    epoch: u64,
+    origin: Origin<'_>,
+    kind: &str,
+    timestamp_ms: i64,
+) -> Result<(), MlsError> {
+    if let Origin::Peer(peer) = origin {
+        hub_accepted::record(
+            &mut *tx,
+            room.as_str(),
+            hash,
+            &Accepted {
+                epoch: epoch as i64,
+                peer: peer.domain().to_string(),
+                kind: kind.into(),
+                accepted_at_ms: timestamp_ms,
+            },
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// The epoch a GroupInfo message is for, if it is one.
