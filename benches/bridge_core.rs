@@ -207,7 +207,9 @@ fn main() {
         ] {
             let user: UserUri = uri.parse().unwrap();
             let kp = member.key_package();
-            mls.bind_key_package(&kp, user.provider(), &user).await.unwrap();
+            mls.bind_key_package(&kp, user.provider(), &user)
+                .await
+                .unwrap();
             additions.push(UserAddition {
                 user,
                 role: 2,
@@ -255,7 +257,10 @@ fn main() {
             .hub_update(&room, &b, commit_request(commit))
             .await
             .unwrap();
-        assert!(matches!(answer.outcome, UpdateOutcome::Success { .. }), "{answer:?}");
+        assert!(
+            matches!(answer.outcome, UpdateOutcome::Success { .. }),
+            "{answer:?}"
+        );
         assert!(mls.local_members(&room).await.unwrap().is_empty());
         drain(&service, &store).await;
         let without_member = submit_messages(&service, &room, &b, &mut mallory, messages).await;
@@ -308,7 +313,10 @@ async fn submit_messages(
     for request in requests {
         let t = Instant::now();
         let answer = service.hub_submit(room, peer, request).await.unwrap();
-        assert!(matches!(answer.status, SubmitStatus::Accepted { .. }), "{answer:?}");
+        assert!(
+            matches!(answer.status, SubmitStatus::Accepted { .. }),
+            "{answer:?}"
+        );
         latency.push(t.elapsed());
     }
     let rate = n as f64 / start.elapsed().as_secs_f64();
