@@ -7,7 +7,9 @@
 //! - [`sealing`]: secrets sealed at rest under the configured state key;
 //! - [`room_sync`]: room state in the GroupContext, AppDataUpdate through the room core;
 //! - [`engine`]: the engine, its caches and the operations' shared steps;
-//! - [`public`]: each room's public view, and handshakes applied to it;
+//! - [`public`]: each room's public view;
+//! - [`handshakes`]: handshakes applied to the view, with all they cause;
+//! - [`membership`]: which local clients are in a room;
 //! - [`admission`]: identities bound to the providers that bring them;
 //! - [`member`]: proxy members, caught up lazily from the room log;
 //! - [`rooms`], [`commits`], [`messages`]: the operations.
@@ -19,7 +21,9 @@ pub mod commits;
 pub mod engine;
 pub mod error;
 pub mod group_config;
+pub mod handshakes;
 pub mod member;
+pub mod membership;
 pub mod messages;
 pub mod public;
 pub mod room_sync;
@@ -32,7 +36,8 @@ pub use engine::{
     CommitOp, CommitOutput, FAULT_POINTS, Incoming, ProxyMls, StorageReport, UserAddition,
 };
 pub use error::MlsError;
-pub use public::{Applied, CommitSource, FanOut, PublicView, no_fan_out};
+pub use handshakes::{Applied, CommitSource, FanOut, no_fan_out};
+pub use public::PublicView;
 pub use sealing::StateKey;
 
 /// The device name of the one proxy client the bridge runs for each legacy user.
