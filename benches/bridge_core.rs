@@ -193,7 +193,7 @@ fn main() {
 
         // 4. a follower's messages at the hub, with a local member that decrypts them for
         // local delivery, then with no local member left (the room is not a member)
-        let (service, mls) = (service, bridge_mls(&service));
+        let mls = service.mls.clone();
         let room: RoomUri = "mimi://a.example/r/submit".parse().unwrap();
         let alice: ClientUri = "mimi://a.example/d/alice/bench".parse().unwrap();
         mls.create_client(&alice).await.unwrap();
@@ -271,10 +271,6 @@ fn main() {
             with_member, without_member
         );
     });
-}
-
-fn bridge_mls(service: &MimiService) -> Arc<ProxyMls> {
-    service.mls.clone()
 }
 
 /// Delivers the outbox until nothing is due (the room's own fan-out has no peer here).
