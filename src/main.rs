@@ -359,7 +359,8 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             mls.clone(),
             tls_parts.as_ref().map(|(_, _, c)| c.clone()),
         )
-        .with_consent_policy(consent_policy),
+        .with_consent_policy(consent_policy)
+        .with_max_delivery_attempts(config.bridge.max_delivery_attempts),
     );
     let options = BridgeOptions {
         consent_wait: std::time::Duration::from_secs(config.bridge.consent_wait_seconds),

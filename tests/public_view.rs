@@ -309,3 +309,43 @@ async fn outbox_clear(r: &Rooms) {
         outbox::mark_delivered(pool, &item.id).await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_commit_the_hub_never_answers_is_dropped_after_the_last_attempt() {
+    let r = rooms().await;
+    // b reaches no hub at all (no MIMI client): every attempt fails
+    let b = MimiService::new(
+        provider("b.example"),
+        r.b_mls.store().clone(),
+        r.b_mls.clone(),
+        None,
+    )
+    .with_max_delivery_attempts(3);
+    let bob: ClientUri = "mimi://b.example/d/bob/bridge".parse().unwrap();
+    r.b_mls.self_update(&room(), &bob).await.unwrap();
+    let pool = r.b_mls.store().pool();
+    let mut rounds = 0;
+    while outbox::all_dead_letters(pool).await.unwrap().is_empty() {
+        rounds += 1;
+        assert!(rounds < 10, "still not dead-lettered after {rounds} rounds");
+        if let Some(wait) = b.deliver_due().await.unwrap() {
+            tokio::time::sleep(wait).await;
+        }
+    }
+    let dead = outbox::all_dead_letters(pool).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].0.kind, "commit");
+    assert_eq!(
+        dead[0].0.attempts, 2,
+        "three attempts: two rescheduled, the last gave up"
+    );
+    // the commit no longer holds up the room: bob can commit again
+    assert!(
+        pending_commits::get(pool, room().as_str(), bob.as_str())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(r.b_mls.room_state(&room()).await.unwrap().epoch, 1);
+    r.b_mls.self_update(&room(), &bob).await.unwrap();
+}

@@ -114,6 +114,46 @@ impl MimiService {
         self.send_update(room, &request).await
     }
 
+    /// A commit the room's hub never answered: dropped as if refused, so the room's queue moves
+    /// on and the legacy event it carried out is reported.
+    pub(crate) async fn release_unanswered_commit(
+        &self,
+        item: &outbox::OutboxRecord,
+    ) -> Result<(), ServiceError> {
+        let room: RoomUri = item
+            .room_id
+            .as_deref()
+            .unwrap_or_default()
+            .parse()
+            .map_err(|e| malformed("outbox room")(format!("{e}")))?;
+        let commit = if item.kind == "external_commit" {
+            let parts: Vec<tls_codec::VLBytes> =
+                tls_codec::Deserialize::tls_deserialize_exact(&item.body)
+                    .map_err(|e| malformed("queued external commit")(e.to_string()))?;
+            parts
+                .first()
+                .map(|c| c.as_slice().to_vec())
+                .unwrap_or_default()
+        } else {
+            item.body.clone()
+        };
+        let Some(committer) =
+            pending_commits::by_commit(self.store.pool(), room.as_str(), &mls_blobs::hash(&commit))
+                .await?
+        else {
+            return Ok(());
+        };
+        let committer = ClientUri::from_bytes(committer.as_bytes())
+            .map_err(|e| malformed("stored client")(e.to_string()))?;
+        let reason = format!(
+            "the room's host {} did not answer after {} attempts",
+            room.provider().domain(),
+            item.attempts + 1
+        );
+        self.mls.discard_commit(&room, &committer, &reason).await?;
+        Ok(())
+    }
+
     /// A local client's commit goes to the room's hub; the hub's answer settles it: accepted,
     /// it is applied here (unless the hub's fan-out did that first); refused, it is dropped
     /// and the legacy event it carried out is reported.

@@ -71,12 +71,14 @@ impl MimiService {
                         outbox::mark_delivered(self.store.pool(), &item.id).await?;
                         progressed = true;
                     }
+                    Attempt::Retry(_)
+                        if item.kind != LEGACY_KIND && item.attempts + 1 >= self.max_attempts =>
+                    {
+                        self.give_up(&item).await?;
+                        progressed = true;
+                    }
                     Attempt::Retry(retry) => {
-                        let backoff = retry.unwrap_or_else(|| {
-                            Duration::from_millis(
-                                250u64.saturating_mul(1 << item.attempts.clamp(0, 8)),
-                            )
-                        });
+                        let backoff = retry.unwrap_or_else(|| backoff(&item));
                         let at = now_ms() + backoff.as_millis() as i64;
                         outbox::reschedule(self.store.pool(), &item.id, at).await?;
                         next_due = Some(next_due.map_or(at, |n| n.min(at)));
@@ -87,6 +89,18 @@ impl MimiService {
                 return Ok(next_due.map(|at| Duration::from_millis((at - now_ms()).max(0) as u64)));
             }
         }
+    }
+
+    /// The last attempt of an outgoing MIMI call failed: it is dead-lettered (listed and
+    /// re-sendable through the admin API), and what waited for it is released: a commit the
+    /// room's hub never answered is dropped, and the legacy event it carried out reported.
+    async fn give_up(&self, item: &outbox::OutboxRecord) -> Result<(), ServiceError> {
+        tracing::warn!(id = %item.id, kind = %item.kind, destination = %item.destination, attempts = item.attempts + 1, "outgoing call dead-lettered");
+        outbox::dead_letter(self.store.pool(), &item.id).await?;
+        if matches!(item.kind.as_str(), "commit" | "external_commit") {
+            self.release_unanswered_commit(item).await?;
+        }
+        Ok(())
     }
 
     /// One attempt. `Err(Some(d))`: retry after `d` (the peer asked); `Err(None)`: retry with
@@ -100,6 +114,15 @@ impl MimiService {
             }
         }
     }
+}
+
+/// Exponential backoff from 250 ms, capped at about a minute, with ±25 % jitter (from the item's
+/// id and attempt, so peers retrying many items do not retry in step).
+fn backoff(item: &outbox::OutboxRecord) -> Duration {
+    let base = 250u64.saturating_mul(1 << item.attempts.clamp(0, 8));
+    let seed = crate::store::mls_blobs::hash(format!("{}:{}", item.id, item.attempts).as_bytes());
+    let jitter = u64::from(seed[0]) * base / 2 / 255; // 0..=base/2
+    Duration::from_millis(base - base / 4 + jitter)
 }
 
 /// A 4xx answer that a retry cannot turn into a success (timeouts, early data and rate limits

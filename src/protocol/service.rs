@@ -69,6 +69,8 @@ pub struct MimiService {
     pub(crate) wake: tokio::sync::Notify,
     pub(crate) legacy: std::sync::OnceLock<Arc<dyn LegacyOutbox>>,
     pub(crate) consent_policy: ConsentPolicy,
+    /// Attempts of one outgoing MIMI call before it is dead-lettered.
+    pub(crate) max_attempts: i64,
 }
 
 pub(crate) fn malformed(what: &'static str) -> impl FnOnce(String) -> ServiceError {
@@ -90,12 +92,20 @@ impl MimiService {
             wake: tokio::sync::Notify::new(),
             legacy: std::sync::OnceLock::new(),
             consent_policy: ConsentPolicy::Ask,
+            max_attempts: 16,
         }
     }
 
     /// Sets what happens when a peer asks one of our users for consent.
     pub fn with_consent_policy(mut self, policy: ConsentPolicy) -> MimiService {
         self.consent_policy = policy;
+        self
+    }
+
+    /// How many times an outgoing MIMI call is attempted before it is dead-lettered (at least
+    /// once).
+    pub fn with_max_delivery_attempts(mut self, attempts: u32) -> MimiService {
+        self.max_attempts = i64::from(attempts.max(1));
         self
     }
 
