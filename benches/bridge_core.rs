@@ -201,9 +201,10 @@ fn main() {
         let mut mallory = BareMember::new("mimi://b.example/d/mallory/laptop");
         let mut reader = BareMember::new("mimi://b.example/d/rita/laptop");
         let mut additions = Vec::new();
-        for (member, uri) in [
-            (&mallory, "mimi://b.example/u/mallory"),
-            (&reader, "mimi://b.example/u/rita"),
+        // mallory is an admin too, so that alice (the creator) may leave the room to her
+        for (member, uri, role) in [
+            (&mallory, "mimi://b.example/u/mallory", 3),
+            (&reader, "mimi://b.example/u/rita", 2),
         ] {
             let user: UserUri = uri.parse().unwrap();
             let kp = member.key_package();
@@ -212,7 +213,7 @@ fn main() {
                 .unwrap();
             additions.push(UserAddition {
                 user,
-                role: 2,
+                role,
                 key_packages: vec![kp],
             });
         }
@@ -244,15 +245,23 @@ fn main() {
         {
             if item.kind == "notify" {
                 for fanout in wire::split_notify_body(&item.body).unwrap() {
-                    if matches!(fanout.body, FanoutBody::Proposal { .. }) {
-                        mallory.process(fanout.message.as_bytes()).unwrap();
-                        reader.process(fanout.message.as_bytes()).unwrap();
+                    if let FanoutBody::Proposal { more_proposals } = &fanout.body {
+                        for proposal in std::iter::once(&fanout.message).chain(more_proposals) {
+                            mallory.process(proposal.as_bytes()).unwrap();
+                        }
                     }
                 }
             }
         }
-        let commit = mallory.commit(vec![], vec![], None, true);
-        reader.process(&commit).unwrap();
+        // the commit carries alice's list removal: its new list is mallory's to give
+        let cp = ComponentCodePoints::default();
+        let mut list: mimi_bridge::room::wire::ParticipantListData =
+            mimi_bridge::room::wire::decode_exact(&mallory.component(cp.participant_list).unwrap())
+                .unwrap();
+        list.participants
+            .retain(|p| p.user.as_slice() != b"mimi://a.example/u/alice");
+        let list = mimi_bridge::room::wire::encode(&list).unwrap();
+        let commit = mallory.commit(vec![], vec![], Some((cp.participant_list, list)), true);
         let answer = service
             .hub_update(&room, &b, commit_request(commit))
             .await
@@ -261,7 +270,13 @@ fn main() {
             matches!(answer.outcome, UpdateOutcome::Success { .. }),
             "{answer:?}"
         );
-        assert!(mls.local_members(&room).await.unwrap().is_empty());
+        let left = mls.room_state(&room).await.unwrap();
+        assert!(
+            mls.local_members(&room).await.unwrap().is_empty(),
+            "{:?} {:?}",
+            mls.local_members(&room).await,
+            left.members
+        );
         drain(&service, &store).await;
         let without_member = submit_messages(&service, &room, &b, &mut mallory, messages).await;
         println!(
