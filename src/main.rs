@@ -365,6 +365,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let options = BridgeOptions {
         consent_wait: std::time::Duration::from_secs(config.bridge.consent_wait_seconds),
         max_delivery_attempts: i64::from(config.bridge.max_delivery_attempts),
+        ..BridgeOptions::default()
     };
     let mut matrix = None;
     let (webhook, bridge_task) = match (&config.webhook, config.matrix_settings()) {
@@ -401,12 +402,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
                 mls.clone(),
                 service.clone(),
                 connector,
-                BridgeOptions {
-                    consent_wait: std::time::Duration::from_secs(
-                        config.bridge.consent_wait_seconds,
-                    ),
-                    max_delivery_attempts: i64::from(config.bridge.max_delivery_attempts),
-                },
+                options.clone(),
             );
             let task = bridge.start(stop.clone()).await?;
             tracing::info!(url = %w.url, "webhook connector: commands go to {}", w.url);

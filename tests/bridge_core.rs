@@ -64,6 +64,10 @@ const ROOM: &str = "mimi://a.example/r/general";
 
 impl Harness {
     async fn new(db: &TestDb) -> Harness {
+        Harness::with_options(db, BridgeOptions::default()).await
+    }
+
+    async fn with_options(db: &TestDb, options: BridgeOptions) -> Harness {
         let store = Store::open_and_migrate(&StoreOptions::new(&db.url))
             .await
             .unwrap();
@@ -81,7 +85,7 @@ impl Harness {
             mls.clone(),
             service.clone(),
             connector.clone(),
-            BridgeOptions::default(),
+            options,
         );
         Harness {
             store,
@@ -163,7 +167,60 @@ both_backends!(
     a_crash_around_a_send_neither_loses_nor_doubles_it,
     local_membership_and_rename_reach_the_room_state,
     a_run_of_messages_goes_in_one_transaction_once,
+    an_event_that_keeps_failing_is_reported_and_its_room_moves_on,
 );
+
+async fn an_event_that_keeps_failing_is_reported_and_its_room_moves_on(db: TestDb) {
+    let h = Harness::with_options(
+        &db,
+        BridgeOptions {
+            retry_for: Duration::from_secs(1),
+            ..BridgeOptions::default()
+        },
+    )
+    .await;
+    h.submit("e1", "alice", EventKind::RoomCreated { name: None })
+        .await;
+    h.settle().await;
+    // a table that carrying a message needs is gone: every attempt fails on this side
+    sqlx::query("DROP TABLE message_map")
+        .execute(h.store.pool())
+        .await
+        .unwrap();
+    h.submit("e2", "alice", text("m1", "lost to a broken store"))
+        .await;
+    h.submit(
+        "e3",
+        "alice",
+        EventKind::RoomRenamed {
+            name: "Still moving".into(),
+        },
+    )
+    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while h.state_of("e2").await.0 != EventState::Failed {
+        assert!(std::time::Instant::now() < deadline, "e2 is still retried");
+        h.bridge.run_once().await.unwrap();
+        h.service.deliver_due().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    h.settle().await;
+    let failures = h.failures();
+    let (_, reason) = failures
+        .iter()
+        .find(|(id, _)| id == "e2")
+        .unwrap_or_else(|| panic!("e2 reported: {failures:?}"));
+    assert!(reason.contains("kept failing"), "{reason}");
+    assert!(
+        !reason.contains("message_map"),
+        "no internal error text reaches the legacy side: {reason}"
+    );
+    // the room's next event was carried out behind it
+    assert_eq!(h.state_of("e3").await.0, EventState::Done);
+    let room: RoomUri = ROOM.parse().unwrap();
+    let state = h.mls.room_state(&room).await.unwrap();
+    assert_eq!(state.metadata.room_name.as_str(), Some("Still moving"));
+}
 
 async fn events_that_cannot_be_carried_are_reported_to_the_connector(db: TestDb) {
     let h = Harness::new(&db).await;

@@ -1,6 +1,7 @@
 //! Legacy → MIMI: each legacy room's pending events, in order, carried out as MIMI operations.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use mimi_bridge_connector::{
     BridgeCommand, CommandKind, ConnectorEvent, EventKind, Expiry, LegacyMessageId, MessageContent,
@@ -169,11 +170,11 @@ impl Bridge {
     /// Carries out one event; false when it has to wait (its room then waits).
     async fn settle_one(&self, event: &LegacyEventRecord) -> Result<bool, BridgeError> {
         let outcome = match self.carry_out(event).await {
-            Ok(outcome) => outcome,
-            Err(e) => {
-                tracing::warn!(event = %event.event_id, error = %e, "legacy event: will retry");
-                Outcome::Later(Duration::from_secs(1))
+            Ok(outcome) => {
+                self.failing_lock().remove(&event.seq);
+                outcome
             }
+            Err(e) => self.retry_or_give_up(event, &e),
         };
         tracing::debug!(event = %event.event_id, ?outcome, "legacy event");
         match outcome {
@@ -191,6 +192,39 @@ impl Bridge {
             }
         }
         Ok(true)
+    }
+
+    /// An event whose operation failed for a reason of this side (the store, an internal
+    /// error) is tried again with growing pauses (1 s doubling to a minute, with jitter) for
+    /// `retry_for`; then it is reported failed, in words for a person, and its room moves on.
+    /// The error itself goes to the operator's log.
+    fn retry_or_give_up(&self, event: &LegacyEventRecord, error: &BridgeError) -> Outcome {
+        let (since, attempts) = {
+            let mut failing = self.failing_lock();
+            let entry = failing.entry(event.seq).or_insert((Instant::now(), 0));
+            entry.1 += 1;
+            *entry
+        };
+        if since.elapsed() >= self.options.retry_for {
+            self.failing_lock().remove(&event.seq);
+            tracing::error!(event = %event.event_id, %error, attempts, "legacy event given up on");
+            return failed(format!(
+                "the bridge could not carry this out: it kept failing for {} s ({attempts} \
+                 attempts); its operator can see why in the bridge's log",
+                since.elapsed().as_secs()
+            ));
+        }
+        let base = 1000u64
+            .saturating_mul(1 << attempts.saturating_sub(1).min(6))
+            .min(60_000);
+        let jitter =
+            (event.seq as u64 ^ u64::from(attempts)).wrapping_mul(0x9e37_79b9) % (base / 4 + 1);
+        tracing::warn!(event = %event.event_id, %error, attempts, "legacy event: will retry");
+        Outcome::Later(Duration::from_millis(base - base / 8 + jitter))
+    }
+
+    fn failing_lock(&self) -> std::sync::MutexGuard<'_, HashMap<i64, (Instant, u32)>> {
+        self.failing.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Settles an event as failed and queues the `event_failed` command, in one transaction.

@@ -55,6 +55,9 @@ pub struct BridgeOptions {
     pub consent_wait: Duration,
     /// Delivery attempts of one command before it is dead-lettered.
     pub max_delivery_attempts: i64,
+    /// How long an event whose operation keeps failing (the store, an internal error) is
+    /// retried, with growing pauses, before it is reported failed and its room moves on.
+    pub retry_for: Duration,
 }
 
 impl Default for BridgeOptions {
@@ -62,6 +65,7 @@ impl Default for BridgeOptions {
         BridgeOptions {
             consent_wait: Duration::from_secs(300),
             max_delivery_attempts: 16,
+            retry_for: Duration::from_secs(600),
         }
     }
 }
@@ -77,6 +81,8 @@ pub struct Bridge {
     wake: tokio::sync::Notify,
     /// Legacy rooms whose head event waits (consent, a commit with the hub) until then.
     waiting: Mutex<HashMap<String, Instant>>,
+    /// Events whose operation failed, by seq: since when, and how many times.
+    failing: Mutex<HashMap<i64, (Instant, u32)>>,
     /// Legacy users whose proxy client exists (so carrying their events costs no lookup).
     known_puppets: Mutex<HashSet<String>>,
 }
@@ -98,6 +104,7 @@ impl Bridge {
             options,
             wake: tokio::sync::Notify::new(),
             waiting: Mutex::new(HashMap::new()),
+            failing: Mutex::new(HashMap::new()),
             known_puppets: Mutex::new(HashSet::new()),
         });
         service.set_legacy_outbox(bridge.clone());
