@@ -168,7 +168,106 @@ both_backends!(
     local_membership_and_rename_reach_the_room_state,
     a_run_of_messages_goes_in_one_transaction_once,
     an_event_that_keeps_failing_is_reported_and_its_room_moves_on,
+    a_change_whose_commit_loses_an_epoch_race_is_carried_out_again,
 );
+
+async fn a_change_whose_commit_loses_an_epoch_race_is_carried_out_again(db: TestDb) {
+    use mimi_bridge::mls::UserAddition;
+    use mimi_bridge::mls::bare_member::BareMember;
+    use mimi_bridge::protocol::wire::{
+        GroupInfoOption, HandshakeBundle, HandshakeBundleBody, MlsMessage, PartialGroupInfo,
+        RatchetTreeOption, RatchetTreePresence, UpdateOutcome, UpdateRequest,
+    };
+    let h = Harness::new(&db).await;
+    h.submit("e1", "alice", EventKind::RoomCreated { name: None })
+        .await;
+    h.settle().await;
+    let room: RoomUri = ROOM.parse().unwrap();
+    let alice = "mimi://a.example/d/alice/bridge".parse().unwrap();
+    // mallory of b.example, a bare openmls member
+    let mut mallory = BareMember::new("mimi://b.example/d/mallory/laptop");
+    let kp = mallory.key_package();
+    let user: mimi_bridge::uri::UserUri = "mimi://b.example/u/mallory".parse().unwrap();
+    h.mls
+        .bind_key_package(&kp, user.provider(), &user)
+        .await
+        .unwrap();
+    let out = h
+        .mls
+        .add_users(
+            &room,
+            &alice,
+            &[UserAddition {
+                user,
+                role: 2,
+                key_packages: vec![kp],
+            }],
+        )
+        .await
+        .unwrap();
+    h.service.deliver_due().await.unwrap();
+    mallory.join(out.welcome.as_ref().unwrap()).unwrap();
+    assert_eq!(h.mls.room_state(&room).await.unwrap().epoch, 1);
+
+    // alice renames the room: her commit waits for the hub ...
+    h.submit(
+        "e2",
+        "alice",
+        EventKind::RoomRenamed {
+            name: "Renamed".into(),
+        },
+    )
+    .await;
+    h.bridge.run_once().await.unwrap();
+    // ... while mallory's commit gets there first
+    let commit = mallory.commit(vec![], vec![], None, true);
+    let answer = h
+        .service
+        .hub_update(
+            &room,
+            &ProviderId::new("b.example").unwrap(),
+            UpdateRequest {
+                bundle: HandshakeBundle {
+                    proposal_or_commit: MlsMessage::from_bytes(&commit).unwrap(),
+                    body: HandshakeBundleBody::Commit {
+                        welcome: None,
+                        group_info_option: GroupInfoOption::Partial(PartialGroupInfo {
+                            ratchet_tree_presence: RatchetTreePresence::NoRatchetTree,
+                            group_info_extensions: vec![],
+                            signature: vec![].into(),
+                        }),
+                        ratchet_tree_option: RatchetTreeOption::DistributionService,
+                    },
+                },
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(answer.outcome, UpdateOutcome::Success { .. }),
+        "{answer:?}"
+    );
+    // alice's commit is answered wrongEpoch; the rename is carried out again, on epoch 2
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        h.service.deliver_due().await.unwrap();
+        h.bridge.run_once().await.unwrap();
+        let state = h.mls.room_state(&room).await.unwrap();
+        if state.metadata.room_name.as_str() == Some("Renamed") {
+            assert_eq!(state.epoch, 3, "mallory's commit, then the rename");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rename was not carried out again: {:?}, failures {:?}",
+            h.state_of("e2").await,
+            h.failures()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(h.state_of("e2").await.0, EventState::Done);
+    assert!(h.failures().is_empty(), "{:?}", h.failures());
+}
 
 async fn an_event_that_keeps_failing_is_reported_and_its_room_moves_on(db: TestDb) {
     let h = Harness::with_options(

@@ -191,6 +191,12 @@ impl Bridge {
             let Some(event) = legacy_events::by_seq(&mut *tx, seq).await? else {
                 return Ok(vec![]);
             };
+            // Lost an epoch race: carried out again on the new epoch, a bounded number of times.
+            if change.retry && self.may_rebuild(seq) {
+                legacy_events::reopen(&mut *tx, seq).await?;
+                self.wake.notify_one();
+                return Ok(vec![]);
+            }
             // Carried out as far as this side goes, then refused by the hub.
             legacy_events::fail_after(&mut *tx, seq, reason).await?;
             let sender = self.committer_user(&change, room);

@@ -70,6 +70,10 @@ impl Default for BridgeOptions {
     }
 }
 
+/// How many times an event whose commit loses an epoch race at the hub is carried out again
+/// before it is reported failed.
+const MAX_REBUILDS: u32 = 5;
+
 /// The bridge core of one daemon and its one connector.
 pub struct Bridge {
     provider: ProviderId,
@@ -83,6 +87,8 @@ pub struct Bridge {
     waiting: Mutex<HashMap<String, Instant>>,
     /// Events whose operation failed, by seq: since when, and how many times.
     failing: Mutex<HashMap<i64, (Instant, u32)>>,
+    /// Events whose commits lost epoch races at the hub, by seq: how many times.
+    rebuilt: Mutex<HashMap<i64, u32>>,
     /// Legacy users whose proxy client exists (so carrying their events costs no lookup).
     known_puppets: Mutex<HashSet<String>>,
 }
@@ -105,6 +111,7 @@ impl Bridge {
             wake: tokio::sync::Notify::new(),
             waiting: Mutex::new(HashMap::new()),
             failing: Mutex::new(HashMap::new()),
+            rebuilt: Mutex::new(HashMap::new()),
             known_puppets: Mutex::new(HashSet::new()),
         });
         service.set_legacy_outbox(bridge.clone());
@@ -219,6 +226,14 @@ impl Bridge {
             }
         }
         Ok(committed)
+    }
+
+    /// Whether an event whose commit lost an epoch race may be carried out once more.
+    fn may_rebuild(&self, seq: i64) -> bool {
+        let mut rebuilt = self.rebuilt.lock().unwrap_or_else(|e| e.into_inner());
+        let n = rebuilt.entry(seq).or_insert(0);
+        *n += 1;
+        *n <= MAX_REBUILDS
     }
 
     fn wait_room(&self, legacy_room: &str, pause: Duration) {

@@ -221,6 +221,17 @@ impl MimiService {
                     )
                     .await?;
             }
+            UpdateOutcome::WrongEpoch { current_epoch } => {
+                tracing::info!(%room, %committer, current_epoch, "a commit lost its epoch at the hub; its event is carried out again");
+                let reason = format!(
+                    "another change of the room came first (the room is at epoch \
+                     {current_epoch}): {}",
+                    response.error_description
+                );
+                self.mls
+                    .discard_commit_to_retry(room, committer, &reason)
+                    .await?;
+            }
             other => {
                 tracing::warn!(%room, %committer, outcome = ?other, reason = %response.error_description, "the hub refused a commit");
                 let reason = format!(

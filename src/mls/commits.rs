@@ -426,6 +426,29 @@ impl ProxyMls {
         committer: &ClientUri,
         reason: &str,
     ) -> Result<(), MlsError> {
+        self.drop_pending_commit(room, committer, reason, false)
+            .await
+    }
+
+    /// The hub answered `wrongEpoch`: the pending commit is dropped, and the legacy event it
+    /// carried out is handed back to the bridge core to be carried out again on the new epoch.
+    pub async fn discard_commit_to_retry(
+        &self,
+        room: &RoomUri,
+        committer: &ClientUri,
+        reason: &str,
+    ) -> Result<(), MlsError> {
+        self.drop_pending_commit(room, committer, reason, true)
+            .await
+    }
+
+    async fn drop_pending_commit(
+        &self,
+        room: &RoomUri,
+        committer: &ClientUri,
+        reason: &str,
+        retry: bool,
+    ) -> Result<(), MlsError> {
         let _guard = self.lock_room(room).await;
         let mut tx = self.store.begin().await?;
         let rg = self.room_group(&mut tx, room).await?;
@@ -449,6 +472,7 @@ impl ProxyMls {
                     committer: Some(committer.to_string()),
                     legacy_event: Some(seq),
                     refused: Some(reason.to_owned()),
+                    retry,
                     ..Default::default()
                 };
                 journal(&mut tx, room, &change).await?;

@@ -48,6 +48,10 @@ pub struct RoomChange {
     /// Set when the hub refused the commit made for `legacy_event`: why.
     #[serde(default)]
     pub refused: Option<String>,
+    /// The commit made for `legacy_event` lost an epoch race at the hub: the event is to be
+    /// carried out again on the new epoch.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retry: bool,
 }
 
 fn name_of(state: &RoomState) -> String {

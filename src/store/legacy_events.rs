@@ -179,6 +179,19 @@ pub async fn settle<'e>(
     Ok(result.rows_affected() == 1)
 }
 
+/// Puts an event that was carried out back in its room's queue, to be carried out again (its
+/// commit lost an epoch race at the hub). False when it is not settled as done.
+pub async fn reopen<'e>(db: impl AnyExecutor<'e>, seq: i64) -> Result<bool, StoreError> {
+    let result = sqlx::query(
+        "UPDATE legacy_events SET state = 'pending', error = NULL, settled_at_ms = NULL \
+         WHERE seq = $1 AND state = 'done'",
+    )
+    .bind(seq)
+    .execute(db)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
 /// Marks an event that was carried out as failed after all (the hub refused its commit).
 pub async fn fail_after<'e>(
     db: impl AnyExecutor<'e>,
