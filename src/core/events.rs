@@ -55,6 +55,8 @@ fn failed(e: impl std::fmt::Display) -> Outcome {
 fn mls_outcome(e: MlsError) -> Result<Outcome, BridgeError> {
     match e {
         MlsError::Store(_) | MlsError::Database(_) | MlsError::Injected(_) => Err(e.into()),
+        // The room's rules said no: their reason is written for people.
+        MlsError::Rejected { rejection, .. } => Ok(failed(rejection.reason)),
         other => Ok(failed(other)),
     }
 }

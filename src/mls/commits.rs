@@ -12,7 +12,7 @@ use super::engine::{
 use super::error::{MlsError, OpenmlsResult};
 use super::room_sync;
 use crate::room::change::RoomChange;
-use crate::room::handshake::{Change, Sender as RoomSender};
+use crate::room::handshake::{Change, Handshake, Sender as RoomSender};
 use crate::room::validation::validate_handshake;
 use crate::room::wire::{self, ParticipantListUpdate, UserIndexRolePair, UserRolePair};
 use crate::store::legacy_events::Settlement;
@@ -172,6 +172,24 @@ impl ProxyMls {
                 .tls_serialize_detached()
                 .during("encode proposal")?,
         );
+        // Checked as the hub will check them: a leave the room's policy refuses (its last
+        // admin leaving, say) is refused here, in words, rather than lost at the hub.
+        let own = Sender::Member(m.group.own_leaf_index());
+        let sender = RoomSender::Member(client.clone());
+        let effects = m
+            .group
+            .pending_proposals()
+            .filter(|q| q.sender() == &own)
+            .map(|q| {
+                room_sync::proposal_effect(m.group.public_group(), q, sender.clone(), &self.cp)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        validate_handshake(&state, &Handshake::proposals(state.epoch, sender, effects)).map_err(
+            |rejection| MlsError::Rejected {
+                room: room.to_string(),
+                rejection,
+            },
+        )?;
         self.fault("after-mls-step")?;
         let body = messages
             .iter()

@@ -273,8 +273,22 @@ pub(super) fn join_welcome(ws: &WorkingSet, bytes: &[u8]) -> Result<MlsGroup, Ml
     let welcome = parse_welcome(bytes)?;
     // A user who comes back into a room joins anew: the state its client kept from an earlier
     // stay (removed, banned, left) is replaced, not collided with.
-    StagedWelcome::build_from_welcome(ws.provider(), &join_config(), welcome)
-        .during("join from Welcome")?
+    let builder = StagedWelcome::build_from_welcome(ws.provider(), &join_config(), welcome)
+        .during("join from Welcome")?;
+    // All of it, proposals it made before leaving included (replacing the group keeps them).
+    let group_id = builder
+        .processed_welcome()
+        .unverified_group_info()
+        .group_id()
+        .clone();
+    if let Some(mut stale) =
+        MlsGroup::load(ws.provider().storage(), &group_id).during("load group")?
+    {
+        stale
+            .delete(ws.provider().storage())
+            .during("drop an earlier stay's group")?;
+    }
+    builder
         .replace_old_group()
         .build()
         .during("join from Welcome")?

@@ -84,6 +84,11 @@ impl RoomChange {
         };
         let mut change = RoomChange::default();
         for p in after.participants.iter() {
+            if !before.participants.contains(&p.user) && p.role == BANNED_ROLE {
+                // Added and banned while this side was not looking: banned is what it is now.
+                change.banned.push(p.user.to_string());
+                continue;
+            }
             if !before.participants.contains(&p.user) {
                 change.added.push(RoleEntry {
                     user: p.user.to_string(),
@@ -234,5 +239,17 @@ mod tests {
             }]
         );
         assert!(c.roles.is_empty() && c.banned.is_empty(), "{c:?}");
+    }
+
+    #[test]
+    fn a_user_added_and_banned_meanwhile_is_banned_not_added() {
+        let before = room();
+        let mut after = room();
+        after
+            .push_participant("mimi://b.example/u/amy".parse().unwrap(), BANNED_ROLE)
+            .unwrap();
+        let c = RoomChange::between(Some(&before), &after);
+        assert!(c.added.is_empty(), "{c:?}");
+        assert_eq!(c.banned, ["mimi://b.example/u/amy"]);
     }
 }
