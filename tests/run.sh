@@ -11,6 +11,9 @@
 #   MIMI_TEST_LOG           log filter of the daemons the tests start (default info), e.g.
 #                           info,mimi_bridge=debug
 #   MIMI_TEST_KEEP          set: the Matrix end-to-end test keeps its folder (Synapse, bridges)
+#   MIMI_RANDOM_SEED        seed of the randomized three-provider test (tests/random_rooms.rs;
+#                           default the CI seed, printed on failure); MIMI_RANDOM_ROUNDS its
+#                           number of rounds (default 60)
 #   MIMI_SYNAPSE_VENV       virtualenv holding Synapse (a real Matrix homeserver for the Matrix
 #                           connector's tests) and the Standard Webhooks reference
 #                           implementation; created with pip when missing
