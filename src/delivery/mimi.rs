@@ -137,14 +137,9 @@ impl MimiService {
         } else {
             item.body.clone()
         };
-        let Some(committer) =
-            pending_commits::by_commit(self.store.pool(), room.as_str(), &mls_blobs::hash(&commit))
-                .await?
-        else {
+        let Some(committer) = self.waiting_committer(&room, &commit).await? else {
             return Ok(());
         };
-        let committer = ClientUri::from_bytes(committer.as_bytes())
-            .map_err(|e| malformed("stored client")(e.to_string()))?;
         let reason = format!(
             "the room's host {} did not answer after {} attempts",
             room.provider().domain(),
@@ -162,14 +157,9 @@ impl MimiService {
         room: &RoomUri,
         item: &outbox::OutboxRecord,
     ) -> Result<Attempt, ServiceError> {
-        let hash = mls_blobs::hash(&item.body);
-        let Some(committer) =
-            pending_commits::by_commit(self.store.pool(), room.as_str(), &hash).await?
-        else {
+        let Some(committer) = self.waiting_committer(room, &item.body).await? else {
             return Ok(Attempt::Delivered); // answered already
         };
-        let committer = ClientUri::from_bytes(committer.as_bytes())
-            .map_err(|e| malformed("stored client")(e.to_string()))?;
         let request = self.update_request(room, &committer, &item.body).await?;
         let response = match self.update_hub(room, request).await? {
             Ok(response) => response,
@@ -178,6 +168,23 @@ impl MimiService {
         self.settle_own_commit(room, &committer, &item.body, response)
             .await?;
         Ok(Attempt::Delivered)
+    }
+
+    /// The local client whose commit this is, while it waits for the hub's answer.
+    async fn waiting_committer(
+        &self,
+        room: &RoomUri,
+        commit: &[u8],
+    ) -> Result<Option<ClientUri>, ServiceError> {
+        let hash = mls_blobs::hash(commit);
+        let Some(client) =
+            pending_commits::by_commit(self.store.pool(), room.as_str(), &hash).await?
+        else {
+            return Ok(None);
+        };
+        ClientUri::from_bytes(client.as_bytes())
+            .map(Some)
+            .map_err(|e| malformed("stored client")(e.to_string()))
     }
 
     /// The hub's answer to one of our commits.
@@ -259,17 +266,9 @@ impl MimiService {
                 "expected a commit and a GroupInfo".into(),
             ));
         };
-        let Some(joiner) = pending_commits::by_commit(
-            self.store.pool(),
-            room.as_str(),
-            &mls_blobs::hash(commit.as_slice()),
-        )
-        .await?
-        else {
+        let Some(joiner) = self.waiting_committer(room, commit.as_slice()).await? else {
             return Ok(Attempt::Delivered); // answered already
         };
-        let joiner = ClientUri::from_bytes(joiner.as_bytes())
-            .map_err(|e| malformed("stored client")(e.to_string()))?;
         let message = MlsMessage::from_bytes(commit.as_slice())
             .map_err(|e| malformed("commit")(e.to_string()))?;
         let group_info = MlsMessage::from_bytes(group_info.as_slice())
