@@ -5,28 +5,25 @@ use std::time::{Duration, Instant};
 
 use mimi_bridge_connector::{
     BridgeCommand, CommandKind, ConnectorEvent, EventKind, Expiry, LegacyMessageId, MessageContent,
-    MimiRoom, MimiRoomRef, UserRef,
+    MimiRoom, MimiRoomRef,
 };
 
 use super::content as translate;
 use super::{Bridge, BridgeError, command_body};
 use crate::content::{MessageId, MimiContent};
-use crate::mls::{CommitOp, MlsError, UserAddition};
-use crate::protocol::service::{LEGACY_KIND, ServiceError};
-use crate::protocol::wire::Consent;
-use crate::room::state::BlockReason;
-use crate::store::consents::{self, ConsentState};
+use crate::mls::{CommitOp, MlsError};
+use crate::protocol::service::LEGACY_KIND;
 use crate::store::legacy_events::{self, EventState, LegacyEventRecord, Settlement};
 use crate::store::{StoreError, message_map, mimi_reactions, now_ms, outbox, pending_commits};
 use crate::uri::{ClientUri, RoomUri, UserUri};
 
 /// The role of a room's creator (admin) and of users added to it (ordinary member), as in the
 /// default roles of the room policy draft.
-const CREATOR_ROLE: u32 = 3;
-const MEMBER_ROLE: u32 = 2;
+pub(super) const CREATOR_ROLE: u32 = 3;
+pub(super) const MEMBER_ROLE: u32 = 2;
 
 /// How long an invitation of a user who is leaving waits for their removal to be committed.
-const EXIT_WAIT: Duration = Duration::from_secs(30);
+pub(super) const EXIT_WAIT: Duration = Duration::from_secs(30);
 
 /// Events of one room carried out in a row before the worker looks at the other rooms.
 const EVENTS_PER_TURN: usize = 256;
@@ -36,7 +33,7 @@ const RUN_LENGTH: i64 = 64;
 
 /// What became of an event.
 #[derive(Debug)]
-enum Outcome {
+pub(super) enum Outcome {
     /// Carried out and settled in the transaction of its MIMI operation.
     Settled,
     /// Nothing to do in MIMI (already so, or not carried by MIMI): settled as done.
@@ -47,12 +44,12 @@ enum Outcome {
     Later(Duration),
 }
 
-fn failed(e: impl std::fmt::Display) -> Outcome {
+pub(super) fn failed(e: impl std::fmt::Display) -> Outcome {
     Outcome::Failed(e.to_string())
 }
 
 /// MLS errors that a later attempt may not meet; the others mean the event cannot be carried.
-fn mls_outcome(e: MlsError) -> Result<Outcome, BridgeError> {
+pub(super) fn mls_outcome(e: MlsError) -> Result<Outcome, BridgeError> {
     match e {
         MlsError::Store(_) | MlsError::Database(_) | MlsError::Injected(_) => Err(e.into()),
         // The room's rules said no: their reason is written for people.
@@ -448,261 +445,6 @@ impl Bridge {
         }
     }
 
-    async fn create_room(
-        &self,
-        event: &ConnectorEvent,
-        name: Option<&str>,
-        seq: i64,
-    ) -> Result<Outcome, BridgeError> {
-        if self.portal(event.room_id.as_str()).await?.is_some() {
-            return Ok(Outcome::Nothing);
-        }
-        let room = match self.local_room(event.room_id.as_str()) {
-            Ok(r) => r,
-            Err(e) => return Ok(failed(e)),
-        };
-        let (_, client) = match self.puppet(event.sender.as_str()).await {
-            Ok(p) => p,
-            Err(BridgeError::Corrupt { reason, .. }) => return Ok(failed(reason)),
-            Err(e) => return Err(e),
-        };
-        let settlement = Settlement {
-            portal: Some((event.room_id.to_string(), room.to_string())),
-            ..Settlement::new(seq)
-        };
-        match self
-            .mls
-            .create_room_for_event(&room, &client, CREATOR_ROLE, name, settlement)
-            .await
-        {
-            Ok(_) => Ok(Outcome::Settled),
-            Err(MlsError::RoomExists(_)) => Ok(failed(format!(
-                "{room} exists already and is bridged to another legacy room"
-            ))),
-            Err(e) => mls_outcome(e),
-        }
-    }
-
-    async fn add_user(
-        &self,
-        room: &RoomUri,
-        sender: &Sender,
-        target: &UserRef,
-        head: &LegacyEventRecord,
-    ) -> Result<Outcome, BridgeError> {
-        let target = match self.target_user(target) {
-            Ok(t) => t,
-            Err(reason) => return Ok(failed(reason)),
-        };
-        let state = self.mls.room_state(room).await?;
-        match state.block_reason(&target) {
-            Some(BlockReason::NotParticipant) => {}
-            Some(BlockReason::Banned) => {
-                return Ok(failed(format!(
-                    "{target} is banned from this room: lift the ban (remove them) before \
-                     inviting them again"
-                )));
-            }
-            Some(BlockReason::Exiting) => {
-                // Leaving: their removal waits for the next commit, then they can come back.
-                let waited = Duration::from_millis((now_ms() - head.created_at_ms).max(0) as u64);
-                if waited > EXIT_WAIT {
-                    return Ok(failed(format!(
-                        "{target} is still leaving this room after {} s; invite them again \
-                         once they have left",
-                        EXIT_WAIT.as_secs()
-                    )));
-                }
-                return Ok(Outcome::Later(Duration::from_millis(500)));
-            }
-            None if !state.active_clients(&target).is_empty() => {
-                return Ok(failed(format!("{target} is in this room already")));
-            }
-            None => {
-                return Ok(failed(format!(
-                    "{target} is a participant of this room without a client in it: their \
-                     provider brings them back"
-                )));
-            }
-        }
-        if self.is_local(&target) {
-            // A legacy user of ours: make sure the bridge runs a client for them.
-            self.puppet(target.local()).await?;
-        }
-        let key_packages = match self
-            .service
-            .fetch_key_material(&sender.client, &target, room)
-            .await
-        {
-            Ok(kps) => kps,
-            Err(ServiceError::Store(e)) => return Err(e.into()),
-            Err(e) if self.is_local(&target) => return Ok(failed(e)),
-            Err(e) => return self.await_consent(room, sender, &target, head, e).await,
-        };
-        let additions = vec![UserAddition {
-            user: target,
-            role: MEMBER_ROLE,
-            key_packages,
-        }];
-        self.commit(room, sender, CommitOp::AddUsers(additions), head.seq)
-            .await
-    }
-
-    /// A remote user's provider gave no key material: ask for consent once, and wait for it
-    /// (the add is retried) until the configured time is up.
-    async fn await_consent(
-        &self,
-        room: &RoomUri,
-        sender: &Sender,
-        target: &UserUri,
-        head: &LegacyEventRecord,
-        error: ServiceError,
-    ) -> Result<Outcome, BridgeError> {
-        let waited = Duration::from_millis((now_ms() - head.created_at_ms).max(0) as u64);
-        if waited > self.options.consent_wait {
-            return Ok(failed(format!(
-                "{target} could not be added within {} s: {error}",
-                self.options.consent_wait.as_secs()
-            )));
-        }
-        let state = consents::effective(
-            self.store.pool(),
-            sender.user.as_str(),
-            target.as_str(),
-            room.as_str(),
-        )
-        .await?;
-        match state {
-            None | Some(ConsentState::Cancelled) => {
-                tracing::info!(%room, %target, "asking for consent");
-                self.service
-                    .send_consent(Consent::Request, &sender.user, target, Some(room))
-                    .await?;
-            }
-            Some(ConsentState::Revoked) => {
-                return Ok(failed(format!("{target} does not consent to be added")));
-            }
-            Some(ConsentState::Requested) | Some(ConsentState::Granted) => {
-                tracing::debug!(%room, %target, %error, "waiting for key material");
-            }
-        }
-        Ok(Outcome::Later(Duration::from_millis(500)))
-    }
-
-    /// The sender joins a room it is not in yet: a local participant adds it.
-    async fn join(
-        &self,
-        room: &RoomUri,
-        sender: &Sender,
-        seq: i64,
-    ) -> Result<Outcome, BridgeError> {
-        let state = self.mls.room_state(room).await?;
-        if state.participants.contains(&sender.user) {
-            return Ok(Outcome::Nothing);
-        }
-        let Some(committer) = state
-            .members
-            .iter()
-            .find(|m| self.is_local(&m.user) && m.client.user_hint().is_some())
-            .map(|m| m.client.clone())
-        else {
-            return Ok(failed(
-                "no user of this provider is in the room to let the sender in",
-            ));
-        };
-        let key_packages = self
-            .service
-            .fetch_key_material(&committer, &sender.user, room)
-            .await?;
-        let additions = vec![UserAddition {
-            user: sender.user.clone(),
-            role: MEMBER_ROLE,
-            key_packages,
-        }];
-        let by = Sender {
-            user: committer.user_hint().unwrap_or_else(|| sender.user.clone()),
-            client: committer,
-        };
-        self.commit(room, &by, CommitOp::AddUsers(additions), seq)
-            .await
-    }
-
-    async fn leave(
-        &self,
-        room: &RoomUri,
-        sender: &Sender,
-        seq: i64,
-    ) -> Result<Outcome, BridgeError> {
-        let state = self.mls.room_state(room).await?;
-        let user = &sender.user;
-        if state.block_reason(user) == Some(BlockReason::Exiting) {
-            return Ok(failed(format!("{user} is leaving this room already")));
-        }
-        if !state.is_member(&sender.client) {
-            return Ok(failed(if state.participants.contains(user) {
-                format!("{user} has no client in this room that could leave it")
-            } else {
-                format!("{user} is not in this room (left already?)")
-            }));
-        }
-        match self
-            .mls
-            .leave_for_event(room, &sender.client, Settlement::new(seq))
-            .await
-        {
-            Ok(()) => {
-                self.service.wake();
-                Ok(Outcome::Settled)
-            }
-            Err(e) => mls_outcome(e),
-        }
-    }
-
-    async fn remove(
-        &self,
-        room: &RoomUri,
-        sender: &Sender,
-        target: &UserRef,
-        ban: bool,
-        seq: i64,
-    ) -> Result<Outcome, BridgeError> {
-        let target = match self.target_user(target) {
-            Ok(t) => t,
-            Err(reason) => return Ok(failed(reason)),
-        };
-        let state = self.mls.room_state(room).await?;
-        if !state.participants.contains(&target) {
-            return Ok(failed(format!("{target} is not a participant of {room}")));
-        }
-        self.commit(
-            room,
-            sender,
-            CommitOp::RemoveUser { user: target, ban },
-            seq,
-        )
-        .await
-    }
-
-    async fn commit(
-        &self,
-        room: &RoomUri,
-        sender: &Sender,
-        op: CommitOp,
-        seq: i64,
-    ) -> Result<Outcome, BridgeError> {
-        match self
-            .mls
-            .commit_for_event(room, &sender.client, op, Settlement::new(seq))
-            .await
-        {
-            Ok(_) => {
-                self.service.wake();
-                Ok(Outcome::Settled)
-            }
-            Err(e) => mls_outcome(e),
-        }
-    }
-
     /// Encrypts and queues one MIMI message; `settle` adds what the event records with it,
     /// given the message's MIMI id (hex).
     async fn send(
@@ -807,9 +549,9 @@ fn encode(
 }
 
 /// The legacy user acting, as MIMI sees it.
-struct Sender {
-    user: UserUri,
-    client: ClientUri,
+pub(super) struct Sender {
+    pub(super) user: UserUri,
+    pub(super) client: ClientUri,
 }
 
 fn unknown_message(id: &str) -> Outcome {

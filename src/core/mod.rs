@@ -19,6 +19,7 @@ mod commands;
 pub mod content;
 mod events;
 pub mod identity;
+mod membership;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
