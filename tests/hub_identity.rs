@@ -413,3 +413,54 @@ async fn an_earlier_epochs_accepted_commit_replayed_gets_wrong_epoch(db: TestDb)
         "nothing fanned out again"
     );
 }
+
+#[tokio::test]
+async fn a_message_the_hub_cannot_decrypt_for_its_users_still_reaches_the_others() {
+    use mimi_bridge::protocol::wire::{
+        IdentifierUri, Protocol, SubmitMessageRequest, SubmitStatus,
+    };
+    let db = TestDb::sqlite();
+    let mut r = hub(&db).await;
+    // alice's (the hub's only local member's) stored state is gone: local delivery fails
+    sqlx::query("DELETE FROM mls_kv WHERE namespace = 'mimi://a.example/d/alice/bridge'")
+        .execute(r.mls.store().pool())
+        .await
+        .unwrap();
+    // a fresh daemon on the same store (nothing cached)
+    let mls = Arc::new(ProxyMls::new(
+        r.mls.store().clone(),
+        StateKey::from_bytes([1; 32]),
+        ComponentCodePoints::default(),
+        provider("a.example"),
+    ));
+    let service = MimiService::new(
+        provider("a.example"),
+        r.mls.store().clone(),
+        mls.clone(),
+        None,
+    );
+    let to_c = async || {
+        mimi_bridge::store::outbox::pending(mls.store().pool(), Some(room().as_str()))
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|i| i.kind == "notify" && i.destination == "c.example")
+            .count()
+    };
+    let before = to_c().await;
+    let request = SubmitMessageRequest {
+        protocol: Protocol::Mls10,
+        app_message: MlsMessage::from_bytes(&r.mallory.encrypt(b"for carl")).unwrap(),
+        sending_uri: IdentifierUri::new("mimi://b.example/u/mallory"),
+    };
+    let answer = service
+        .hub_submit(&room(), &provider("b.example"), request)
+        .await
+        .unwrap();
+    assert!(
+        matches!(answer.status, SubmitStatus::Accepted { .. }),
+        "{answer:?}"
+    );
+    assert_eq!(to_c().await, before + 1, "carl's provider gets the message");
+    drop(r.service);
+}

@@ -158,11 +158,27 @@ impl ProxyMls {
             return Ok(false);
         };
         let rg = self.room_group(&mut tx, room).await?;
-        let mut m = self
-            .open_member(&mut tx, room, &rg.group_id, &reader)
-            .await?;
-        let state = room_sync::member_room_state(&m.group, room, &self.cp)?;
-        let decrypted = decrypt(&mut m, &state, room, message)?;
+        let opened = async {
+            let mut m = self
+                .open_member(&mut tx, room, &rg.group_id, &reader)
+                .await?;
+            let state = room_sync::member_room_state(&m.group, room, &self.cp)?;
+            let decrypted = decrypt(&mut m, &state, room, message)?;
+            Ok::<_, MlsError>((m, decrypted))
+        }
+        .await;
+        let (mut m, decrypted) = match opened {
+            Ok(done) => done,
+            // At the hub, the room's other providers do not wait for this side's local
+            // delivery: the message is accepted and fanned out, the failure is the operator's.
+            Err(e @ (MlsError::Store(_) | MlsError::Database(_))) => return Err(e),
+            Err(e) if room.provider() == &self.provider => {
+                tracing::error!(%room, %reader, error = %e, "a message accepted by the hub could not be decrypted for local delivery");
+                self.finish(tx, room, None, None).await?;
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        };
         self.fault("after-mls-step")?;
         // The reader's own message needs no delivery: the bridge knows it.
         if let Some((client, payload)) = &decrypted {
