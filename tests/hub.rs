@@ -10,9 +10,8 @@ use mimi_bridge::mls::bare_member::{BareMember, parse_key_package};
 use mimi_bridge::mls::{ProxyMls, StateKey, UserAddition};
 use mimi_bridge::protocol::service::{MimiService, ServiceError};
 use mimi_bridge::protocol::wire::{
-    GroupInfoOption, HandshakeBundle, HandshakeBundleBody, IdentifierUri, MlsMessage,
-    PartialGroupInfo, Protocol, RatchetTreeOption, RatchetTreePresence, SubmitMessageRequest,
-    SubmitStatus, UpdateOutcome, UpdateRequest,
+    HandshakeBundle, HandshakeBundleBody, IdentifierUri, MlsMessage, Protocol,
+    SubmitMessageRequest, SubmitStatus, UpdateOutcome, UpdateRequest,
 };
 use mimi_bridge::room::code_points::ComponentCodePoints;
 use mimi_bridge::room::wire::{self, ParticipantListData, ParticipantListUpdate, UserRolePair};
@@ -69,23 +68,6 @@ async fn hub_with_remote_member(db: &TestDb) -> (Arc<MimiService>, Arc<ProxyMls>
     (service, mls, mallory)
 }
 
-fn update(commit: Vec<u8>) -> UpdateRequest {
-    UpdateRequest {
-        bundle: HandshakeBundle {
-            proposal_or_commit: MlsMessage::from_bytes(&commit).unwrap(),
-            body: HandshakeBundleBody::Commit {
-                welcome: None,
-                group_info_option: GroupInfoOption::Partial(PartialGroupInfo {
-                    ratchet_tree_presence: RatchetTreePresence::NoRatchetTree,
-                    group_info_extensions: vec![],
-                    signature: vec![].into(),
-                }),
-                ratchet_tree_option: RatchetTreeOption::DistributionService,
-            },
-        },
-    }
-}
-
 async fn epoch(mls: &ProxyMls) -> u64 {
     mls.room_state(&room()).await.unwrap().epoch
 }
@@ -107,7 +89,7 @@ async fn a_commit_for_an_old_epoch_gets_wrong_epoch_with_the_current_one(db: Tes
     service.deliver_due().await.unwrap();
     assert_eq!(epoch(&mls).await, 2);
     let answer = service
-        .hub_update(&room(), &b(), update(stale))
+        .hub_update(&room(), &b(), common::commit_request(&stale))
         .await
         .unwrap();
     assert_eq!(
@@ -132,7 +114,7 @@ async fn an_add_of_a_non_participant_gets_invalid_proposal(db: TestDb) {
         false,
     );
     let answer = service
-        .hub_update(&room(), &b(), update(commit))
+        .hub_update(&room(), &b(), common::commit_request(&commit))
         .await
         .unwrap();
     assert!(
@@ -171,7 +153,7 @@ async fn a_valid_follower_commit_is_accepted_and_stamped(db: TestDb) {
         true,
     );
     let answer = service
-        .hub_update(&room(), &b(), update(commit.clone()))
+        .hub_update(&room(), &b(), common::commit_request(&commit))
         .await
         .unwrap();
     assert!(
@@ -185,7 +167,7 @@ async fn a_valid_follower_commit_is_accepted_and_stamped(db: TestDb) {
             .len();
     // the follower retries (its answer was lost): the same answer, nothing applied or queued twice
     let again = service
-        .hub_update(&room(), &b(), update(commit))
+        .hub_update(&room(), &b(), common::commit_request(&commit))
         .await
         .unwrap();
     assert!(
@@ -279,7 +261,7 @@ async fn an_unknown_room_is_refused(db: TestDb) {
     let other: RoomUri = "mimi://a.example/r/nowhere".parse().unwrap();
     let commit = mallory.commit(vec![], vec![], None, false);
     let err = service
-        .hub_update(&other, &b(), update(commit))
+        .hub_update(&other, &b(), common::commit_request(&commit))
         .await
         .unwrap_err();
     assert!(matches!(err, ServiceError::UnknownRoom(_)), "{err}");
@@ -601,7 +583,7 @@ async fn a_local_commit_that_loses_its_epoch_to_a_follower_is_discarded() {
     // ... when mallory's commit for epoch 1 is accepted
     let commit = mallory.commit(vec![], vec![], None, true);
     let answer = service
-        .hub_update(&room(), &b(), update(commit))
+        .hub_update(&room(), &b(), common::commit_request(&commit))
         .await
         .unwrap();
     assert!(

@@ -12,8 +12,7 @@ use mimi_bridge::mls::bare_member::{BareMember, parse_key_package};
 use mimi_bridge::mls::{ProxyMls, StateKey, UserAddition};
 use mimi_bridge::protocol::service::MimiService;
 use mimi_bridge::protocol::wire::{
-    GroupInfoOption, HandshakeBundle, HandshakeBundleBody, MlsMessage, PartialGroupInfo,
-    RatchetTreeOption, RatchetTreePresence, UpdateOutcome, UpdateRequest,
+    HandshakeBundle, HandshakeBundleBody, MlsMessage, UpdateOutcome, UpdateRequest,
 };
 use mimi_bridge::room::code_points::ComponentCodePoints;
 use mimi_bridge::room::state::RoomState;
@@ -95,23 +94,6 @@ async fn state(mls: &ProxyMls) -> RoomState {
     mls.room_state(&room()).await.unwrap()
 }
 
-fn commit_request(commit: Vec<u8>) -> UpdateRequest {
-    UpdateRequest {
-        bundle: HandshakeBundle {
-            proposal_or_commit: MlsMessage::from_bytes(&commit).unwrap(),
-            body: HandshakeBundleBody::Commit {
-                welcome: None,
-                group_info_option: GroupInfoOption::Partial(PartialGroupInfo {
-                    ratchet_tree_presence: RatchetTreePresence::NoRatchetTree,
-                    group_info_extensions: vec![],
-                    signature: vec![].into(),
-                }),
-                ratchet_tree_option: RatchetTreeOption::DistributionService,
-            },
-        },
-    }
-}
-
 fn proposal_request(proposal: Vec<u8>) -> UpdateRequest {
     UpdateRequest {
         bundle: HandshakeBundle {
@@ -184,7 +166,7 @@ async fn an_external_commit_from_b_naming_a_user_of_a_is_not_allowed(db: TestDb)
         .hub_update(
             &room(),
             &provider("b.example"),
-            commit_request(commit.clone()),
+            common::commit_request(&commit),
         )
         .await
         .unwrap();
@@ -196,7 +178,11 @@ async fn an_external_commit_from_b_naming_a_user_of_a_is_not_allowed(db: TestDb)
     let commit = phone.external_join(&group_info).unwrap();
     let answer = r
         .service
-        .hub_update(&room(), &provider("b.example"), commit_request(commit))
+        .hub_update(
+            &room(),
+            &provider("b.example"),
+            common::commit_request(&commit),
+        )
         .await
         .unwrap();
     assert!(
@@ -216,7 +202,7 @@ async fn an_add_with_key_material_another_provider_served_is_an_invalid_proposal
     let commit = add_commit(&mut r.mallory, "mimi://c.example/u/dave", &kp);
     let answer = r
         .service
-        .hub_update(&room(), &b, commit_request(commit))
+        .hub_update(&room(), &b, common::commit_request(&commit))
         .await
         .unwrap();
     assert_refused(&answer, "invalidProposal", "never relayed");
@@ -230,7 +216,7 @@ async fn an_add_with_key_material_another_provider_served_is_an_invalid_proposal
     let commit = add_commit(&mut r.mallory, "mimi://c.example/u/dave", &kp);
     let answer = r
         .service
-        .hub_update(&room(), &b, commit_request(commit))
+        .hub_update(&room(), &b, common::commit_request(&commit))
         .await
         .unwrap();
     assert_refused(&answer, "invalidProposal", "served by b.example");
@@ -250,7 +236,7 @@ async fn an_add_with_key_material_another_provider_served_is_an_invalid_proposal
     let commit = add_commit(&mut r.mallory, "mimi://c.example/u/dave", &kp2);
     let answer = r
         .service
-        .hub_update(&room(), &b, commit_request(commit))
+        .hub_update(&room(), &b, common::commit_request(&commit))
         .await
         .unwrap();
     assert_refused(&answer, "invalidProposal", "mimi://c.example/u/carl");
@@ -270,7 +256,7 @@ async fn an_add_with_key_material_another_provider_served_is_an_invalid_proposal
     let commit = add_commit(&mut r.mallory, "mimi://c.example/u/dave", &kp3);
     let answer = r
         .service
-        .hub_update(&room(), &b, commit_request(commit))
+        .hub_update(&room(), &b, common::commit_request(&commit))
         .await
         .unwrap();
     assert!(
@@ -294,7 +280,7 @@ async fn a_commit_of_bs_client_sent_by_c_is_not_allowed(db: TestDb) {
         .hub_update(
             &room(),
             &provider("c.example"),
-            commit_request(commit.clone()),
+            common::commit_request(&commit),
         )
         .await
         .unwrap();
@@ -303,7 +289,11 @@ async fn a_commit_of_bs_client_sent_by_c_is_not_allowed(db: TestDb) {
     // from b it is accepted
     let answer = r
         .service
-        .hub_update(&room(), &provider("b.example"), commit_request(commit))
+        .hub_update(
+            &room(),
+            &provider("b.example"),
+            common::commit_request(&commit),
+        )
         .await
         .unwrap();
     assert!(
@@ -347,7 +337,7 @@ async fn an_earlier_epochs_accepted_commit_replayed_gets_wrong_epoch(db: TestDb)
     let commit = r.mallory.commit(vec![], vec![], None, true);
     let first = r
         .service
-        .hub_update(&room(), &b, commit_request(commit.clone()))
+        .hub_update(&room(), &b, common::commit_request(&commit))
         .await
         .unwrap();
     let UpdateOutcome::Success {
@@ -369,7 +359,7 @@ async fn an_earlier_epochs_accepted_commit_replayed_gets_wrong_epoch(db: TestDb)
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let retry = r
         .service
-        .hub_update(&room(), &b, commit_request(commit.clone()))
+        .hub_update(&room(), &b, common::commit_request(&commit))
         .await
         .unwrap();
     assert_eq!(
@@ -384,7 +374,7 @@ async fn an_earlier_epochs_accepted_commit_replayed_gets_wrong_epoch(db: TestDb)
         .hub_update(
             &room(),
             &provider("c.example"),
-            commit_request(commit.clone()),
+            common::commit_request(&commit),
         )
         .await
         .unwrap();
@@ -398,7 +388,7 @@ async fn an_earlier_epochs_accepted_commit_replayed_gets_wrong_epoch(db: TestDb)
     assert!(queued_now > queued);
     let answer = r
         .service
-        .hub_update(&room(), &b, commit_request(commit))
+        .hub_update(&room(), &b, common::commit_request(&commit))
         .await
         .unwrap();
     assert_eq!(

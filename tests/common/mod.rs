@@ -252,3 +252,25 @@ pub fn command_types(commands: &[mimi_bridge_connector::BridgeCommand]) -> Vec<S
         })
         .collect()
 }
+
+/// An `/update` request carrying `commit`, with a partial GroupInfo (what a hub test needs).
+pub fn commit_request(commit: &[u8]) -> mimi_bridge::protocol::wire::UpdateRequest {
+    use mimi_bridge::protocol::wire::{
+        GroupInfoOption, HandshakeBundle, HandshakeBundleBody, MlsMessage, PartialGroupInfo,
+        RatchetTreeOption, RatchetTreePresence, UpdateRequest,
+    };
+    UpdateRequest {
+        bundle: HandshakeBundle {
+            proposal_or_commit: MlsMessage::from_bytes(commit).unwrap(),
+            body: HandshakeBundleBody::Commit {
+                welcome: None,
+                group_info_option: GroupInfoOption::Partial(PartialGroupInfo {
+                    ratchet_tree_presence: RatchetTreePresence::NoRatchetTree,
+                    group_info_extensions: vec![],
+                    signature: vec![].into(),
+                }),
+                ratchet_tree_option: RatchetTreeOption::DistributionService,
+            },
+        },
+    }
+}
