@@ -4,10 +4,10 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use common::TestDb;
+use common::{RecordingConnector, TestDb};
 use mimi_bridge::core::{Bridge, BridgeOptions};
 use mimi_bridge::mls::{ProxyMls, StateKey};
 use mimi_bridge::protocol::service::MimiService;
@@ -16,41 +16,8 @@ use mimi_bridge::store::legacy_events::{self, EventState};
 use mimi_bridge::store::{Store, StoreOptions, outbox};
 use mimi_bridge::uri::{ProviderId, RoomUri};
 use mimi_bridge_connector::{
-    Accepted, BridgeCommand, Capabilities, CommandKind, Connector, ConnectorError, ConnectorEvent,
-    Delivery, EventKind, EventSink, MessageContent, SinkError, UserRef, async_trait,
+    Accepted, CommandKind, ConnectorEvent, EventKind, EventSink, MessageContent, SinkError, UserRef,
 };
-
-/// A connector whose legacy network is this list: it records each command once.
-#[derive(Default)]
-struct RecordingConnector {
-    commands: Mutex<Vec<BridgeCommand>>,
-}
-
-#[async_trait]
-impl Connector for RecordingConnector {
-    fn name(&self) -> &str {
-        "recording"
-    }
-    fn version(&self) -> &str {
-        "0"
-    }
-    fn capabilities(&self) -> Capabilities {
-        Capabilities::all()
-    }
-    async fn start(&self, _: Arc<dyn EventSink>) -> Result<(), ConnectorError> {
-        Ok(())
-    }
-    async fn stop(&self) -> Result<(), ConnectorError> {
-        Ok(())
-    }
-    async fn deliver(&self, command: &BridgeCommand) -> Result<Delivery, ConnectorError> {
-        let mut commands = self.commands.lock().unwrap();
-        if !commands.iter().any(|c| c.command_id == command.command_id) {
-            commands.push(command.clone());
-        }
-        Ok(Delivery::done())
-    }
-}
 
 struct Harness {
     store: Store,
@@ -94,6 +61,43 @@ impl Harness {
             bridge,
             connector,
         }
+    }
+
+    /// alice's room `general`, with mallory of b.example in it: a bare openmls member.
+    async fn with_mallory(
+        db: &TestDb,
+    ) -> (Harness, RoomUri, mimi_bridge::mls::bare_member::BareMember) {
+        use mimi_bridge::mls::UserAddition;
+        use mimi_bridge::mls::bare_member::BareMember;
+        let h = Harness::new(db).await;
+        h.submit("e1", "alice", EventKind::RoomCreated { name: None })
+            .await;
+        h.settle().await;
+        let room: RoomUri = ROOM.parse().unwrap();
+        let alice = "mimi://a.example/d/alice/bridge".parse().unwrap();
+        let mut mallory = BareMember::new("mimi://b.example/d/mallory/laptop");
+        let kp = mallory.key_package();
+        let user: mimi_bridge::uri::UserUri = "mimi://b.example/u/mallory".parse().unwrap();
+        h.mls
+            .bind_key_package(&kp, user.provider(), &user)
+            .await
+            .unwrap();
+        let out = h
+            .mls
+            .add_users(
+                &room,
+                &alice,
+                &[UserAddition {
+                    user,
+                    role: 2,
+                    key_packages: vec![kp],
+                }],
+            )
+            .await
+            .unwrap();
+        h.service.deliver_due().await.unwrap();
+        mallory.join(out.welcome.as_ref().unwrap()).unwrap();
+        (h, room, mallory)
     }
 
     async fn submit(&self, id: &str, sender: &str, kind: EventKind) -> Accepted {
@@ -169,44 +173,63 @@ both_backends!(
     a_run_of_messages_goes_in_one_transaction_once,
     an_event_that_keeps_failing_is_reported_and_its_room_moves_on,
     a_change_whose_commit_loses_an_epoch_race_is_carried_out_again,
+    a_message_overtaken_by_a_commit_is_sent_again_at_the_new_epoch,
 );
 
+/// alice's message waits in the outbox while mallory's commit moves the room on: the hub (this
+/// daemon) answers it `epochTooOld` as it would a peer's, and it goes again at the new epoch,
+/// same content, which mallory (at the new epoch) can read.
+async fn a_message_overtaken_by_a_commit_is_sent_again_at_the_new_epoch(db: TestDb) {
+    use mimi_bridge::protocol::wire::{UpdateOutcome, split_notify_body};
+    let (h, room, mut mallory) = Harness::with_mallory(&db).await;
+    h.submit("e2", "alice", text("m1", "overtaken")).await;
+    h.bridge.run_once().await.unwrap(); // encrypted at epoch 1, not yet delivered
+    let commit = mallory.commit(vec![], vec![], None, true);
+    let answer = h
+        .service
+        .hub_update(
+            &room,
+            &ProviderId::new("b.example").unwrap(),
+            common::commit_request(&commit),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(answer.outcome, UpdateOutcome::Success { .. }));
+    for _ in 0..20 {
+        h.service.deliver_due().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // what the hub fanned out to b.example: mallory reads the message at epoch 2
+    let mut read = Vec::new();
+    for item in outbox::pending(h.store.pool(), Some(ROOM)).await.unwrap() {
+        if item.destination != "b.example" {
+            continue;
+        }
+        for m in split_notify_body(&item.body).unwrap() {
+            if m.message.epoch() == Some(2)
+                && let Ok(Some(plain)) = mallory.process(m.message.as_bytes())
+            {
+                read.push(String::from_utf8_lossy(&plain).to_string());
+            }
+        }
+    }
+    assert_eq!(read.len(), 1, "{read:?}");
+    assert!(read[0].contains("overtaken"));
+    assert_eq!(
+        h.messages_sent().await,
+        1,
+        "one outbox row, encrypted again in place"
+    );
+    assert_eq!(h.state_of("e2").await.0, EventState::Done);
+    assert!(h.failures().is_empty(), "{:?}", h.failures());
+}
+
 async fn a_change_whose_commit_loses_an_epoch_race_is_carried_out_again(db: TestDb) {
-    use mimi_bridge::mls::UserAddition;
-    use mimi_bridge::mls::bare_member::BareMember;
     use mimi_bridge::protocol::wire::{
         GroupInfoOption, HandshakeBundle, HandshakeBundleBody, MlsMessage, PartialGroupInfo,
         RatchetTreeOption, RatchetTreePresence, UpdateOutcome, UpdateRequest,
     };
-    let h = Harness::new(&db).await;
-    h.submit("e1", "alice", EventKind::RoomCreated { name: None })
-        .await;
-    h.settle().await;
-    let room: RoomUri = ROOM.parse().unwrap();
-    let alice = "mimi://a.example/d/alice/bridge".parse().unwrap();
-    // mallory of b.example, a bare openmls member
-    let mut mallory = BareMember::new("mimi://b.example/d/mallory/laptop");
-    let kp = mallory.key_package();
-    let user: mimi_bridge::uri::UserUri = "mimi://b.example/u/mallory".parse().unwrap();
-    h.mls
-        .bind_key_package(&kp, user.provider(), &user)
-        .await
-        .unwrap();
-    let out = h
-        .mls
-        .add_users(
-            &room,
-            &alice,
-            &[UserAddition {
-                user,
-                role: 2,
-                key_packages: vec![kp],
-            }],
-        )
-        .await
-        .unwrap();
-    h.service.deliver_due().await.unwrap();
-    mallory.join(out.welcome.as_ref().unwrap()).unwrap();
+    let (h, room, mut mallory) = Harness::with_mallory(&db).await;
     assert_eq!(h.mls.room_state(&room).await.unwrap().epoch, 1);
 
     // alice renames the room: her commit waits for the hub ...

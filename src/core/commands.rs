@@ -8,8 +8,8 @@
 //! command of the room (delivered strictly after) can name them.
 
 use mimi_bridge_connector::{
-    BridgeCommand, CommandKind, ConnectorError, MessageRef, MimiMessageId, MimiRoom, MimiRoomRef,
-    MimiUser,
+    BridgeCommand, CommandKind, ConnectorError, MessageContent, MessageRef, MimiMessageId,
+    MimiRoom, MimiRoomRef, MimiUser,
 };
 
 use super::content::{self as translate, Inbound};
@@ -210,6 +210,20 @@ impl Bridge {
                     reason: reason.clone(),
                 },
             )]);
+        }
+        if let Some(text) = &change.notice {
+            // Said by the room's host (the sender with no user part): a notice, not a user's
+            // message. Its id is derived from the journal entry, so a retry names it again.
+            let id =
+                crate::store::mls_blobs::hash(format!("notice:{room}:{}", entry.seq).as_bytes());
+            let kind = CommandKind::Message {
+                mimi_message_id: MimiMessageId::new(hex::encode(id)),
+                content: MessageContent::notice(text.clone()),
+                reply_to: None,
+                expires: None,
+            };
+            let host = format!("mimi://{}", room.provider().authority());
+            return Ok(vec![self.command(room, entry, 0, &host, kind)]);
         }
         if change.legacy_event.is_some() {
             // The legacy side made this change; it needs no echo.

@@ -8,10 +8,10 @@ use std::time::Duration;
 use super::is_permanent;
 use crate::mls::{CommitSource, Origin, no_fan_out};
 use crate::protocol::directory::Endpoint;
+use crate::protocol::resync::RESYNC_KIND;
 use crate::protocol::service::{Attempt, LEGACY_KIND, MimiService, ServiceError, malformed};
 use crate::protocol::wire::{
-    self, GroupInfoOption, HandshakeBundle, HandshakeBundleBody, IdentifierUri, MlsMessage,
-    Protocol, RatchetTreeOption, SubmitMessageRequest, SubmitMessageResponse, SubmitStatus,
+    self, GroupInfoOption, HandshakeBundle, HandshakeBundleBody, MlsMessage, RatchetTreeOption,
     UpdateOutcome, UpdateRequest, UpdateRoomResponse,
 };
 use crate::store::{StoreError, mls_blobs, outbox, pending_commits};
@@ -47,6 +47,17 @@ impl MimiService {
                 404 => {
                     tracing::warn!(peer = %peer.domain(), "consent: the peer does not know the user");
                     Attempt::Delivered
+                }
+                // Refused for good: kept as a dead letter for the operator; the queue moves on.
+                status if is_permanent(status) => {
+                    tracing::warn!(
+                        peer = %peer.domain(),
+                        status,
+                        answer = %String::from_utf8_lossy(&answer.body),
+                        "consent refused; dead-lettered"
+                    );
+                    outbox::dead_letter(self.store.pool(), &item.id).await?;
+                    Attempt::DeadLettered
                 }
                 _ => Attempt::Retry(answer.retry_after),
             });
@@ -95,13 +106,14 @@ impl MimiService {
                 }
             }
             "proposals" => self.deliver_proposals(&room, item).await,
+            RESYNC_KIND => self.deliver_resync(&room, item).await,
             other => Err(malformed("outbox item")(format!("unknown kind `{other}`"))),
         }
     }
 
     /// Sends an `UpdateRequest` to the room's hub, or hands it to the hub logic when the hub
     /// is this daemon: the answer, or when to try again.
-    async fn update_hub(
+    pub(super) async fn update_hub(
         &self,
         room: &RoomUri,
         request: UpdateRequest,
@@ -165,9 +177,36 @@ impl MimiService {
             Ok(response) => response,
             Err(retry) => return Ok(Attempt::Retry(retry)),
         };
+        if let Some(wait) = self.behind_hub(room, &response).await? {
+            return Ok(wait);
+        }
         self.settle_own_commit(room, &committer, &item.body, response)
             .await?;
         Ok(Attempt::Delivered)
+    }
+
+    /// A `wrongEpoch` naming an epoch this side's view has not reached: the commit that came
+    /// first is still on its way here (or lost, and the view is resynchronised). The refused
+    /// call waits for it rather than being made again on an epoch already gone.
+    pub(super) async fn behind_hub(
+        &self,
+        room: &RoomUri,
+        response: &UpdateRoomResponse,
+    ) -> Result<Option<Attempt>, ServiceError> {
+        let UpdateOutcome::WrongEpoch { current_epoch } = response.outcome else {
+            return Ok(None);
+        };
+        let ours = self.epoch(room).await?;
+        if ours >= current_epoch {
+            return Ok(None);
+        }
+        self.request_resync(
+            room,
+            ours,
+            &format!("the hub answered wrongEpoch: it is at epoch {current_epoch}"),
+        )
+        .await?;
+        Ok(Some(Attempt::Retry(None)))
     }
 
     /// The local client whose commit this is, while it waits for the hub's answer.
@@ -289,83 +328,11 @@ impl MimiService {
             Ok(response) => response,
             Err(retry) => return Ok(Attempt::Retry(retry)),
         };
+        if let Some(wait) = self.behind_hub(room, &response).await? {
+            return Ok(wait);
+        }
         self.settle_own_commit(room, &joiner, commit.as_slice(), response)
             .await?;
-        Ok(Attempt::Delivered)
-    }
-
-    async fn deliver_message(
-        &self,
-        room: &RoomUri,
-        item: &outbox::OutboxRecord,
-    ) -> Result<Attempt, ServiceError> {
-        let message =
-            MlsMessage::from_bytes(&item.body).map_err(|e| malformed("message")(e.to_string()))?;
-        if room.provider() == &self.domain {
-            // Our own user's message: the legacy side has it already, nothing to decrypt.
-            let state = self.mls.room_state(room).await?;
-            self.accept_message(room, &state, message, false).await?;
-            return Ok(Attempt::Delivered);
-        }
-        let request = SubmitMessageRequest {
-            protocol: Protocol::Mls10,
-            app_message: message,
-            sending_uri: IdentifierUri::new(item.sender.as_deref().unwrap_or_default()),
-        };
-        let body =
-            wire::encode(&request).map_err(|e| malformed("SubmitMessageRequest")(e.to_string()))?;
-        let answer = self
-            .client()?
-            .post(
-                room.provider(),
-                Endpoint::SubmitMessage,
-                room.as_str(),
-                body,
-            )
-            .await?;
-        if answer.status != 200 {
-            return Ok(Attempt::Retry(answer.retry_after));
-        }
-        let response: SubmitMessageResponse = wire::decode_exact(&answer.body)
-            .map_err(|e| malformed("SubmitMessageResponse")(e.to_string()))?;
-        if !matches!(response.status, SubmitStatus::Accepted { .. }) {
-            tracing::warn!(%room, status = ?response.status, "the hub refused a message");
-        }
-        Ok(Attempt::Delivered)
-    }
-
-    /// A local client's proposals (leaving) go to the hub as one bundle.
-    async fn deliver_proposals(
-        &self,
-        room: &RoomUri,
-        item: &outbox::OutboxRecord,
-    ) -> Result<Attempt, ServiceError> {
-        let messages: Vec<tls_codec::VLBytes> =
-            tls_codec::Deserialize::tls_deserialize_exact(&item.body)
-                .map_err(|e| malformed("queued proposals")(e.to_string()))?;
-        let parsed = messages
-            .iter()
-            .map(|m| MlsMessage::from_bytes(m.as_slice()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| malformed("queued proposals")(e.to_string()))?;
-        let Some((first, rest)) = parsed.split_first() else {
-            return Ok(Attempt::Delivered);
-        };
-        let request = UpdateRequest {
-            bundle: HandshakeBundle {
-                proposal_or_commit: first.clone(),
-                body: HandshakeBundleBody::Proposal {
-                    more_proposals: rest.to_vec(),
-                },
-            },
-        };
-        let response = match self.update_hub(room, request).await? {
-            Ok(response) => response,
-            Err(retry) => return Ok(Attempt::Retry(retry)),
-        };
-        if !matches!(response.outcome, UpdateOutcome::Success { .. }) {
-            tracing::warn!(%room, outcome = ?response.outcome, reason = %response.error_description, "the hub refused proposals");
-        }
         Ok(Attempt::Delivered)
     }
 

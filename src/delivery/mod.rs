@@ -4,6 +4,7 @@
 //! What each kind of item means is in [`mimi`] (the MIMI protocol's calls) and, for commands to
 //! the legacy side, in the bridge core behind [`LegacyOutbox`].
 
+mod messages;
 mod mimi;
 
 use std::sync::Arc;
@@ -97,8 +98,20 @@ impl MimiService {
     async fn give_up(&self, item: &outbox::OutboxRecord) -> Result<(), ServiceError> {
         tracing::warn!(id = %item.id, kind = %item.kind, destination = %item.destination, attempts = item.attempts + 1, "outgoing call dead-lettered");
         outbox::dead_letter(self.store.pool(), &item.id).await?;
-        if matches!(item.kind.as_str(), "commit" | "external_commit") {
-            self.release_unanswered_commit(item).await?;
+        match item.kind.as_str() {
+            "commit" | "external_commit" => self.release_unanswered_commit(item).await?,
+            "message" | "proposals" => {
+                if let Some(room) = item.room_id.as_deref().and_then(|r| r.parse().ok()) {
+                    let reason = format!(
+                        "the room's host did not accept it after {} attempts",
+                        item.attempts + 1
+                    );
+                    self.mls
+                        .outgoing_refused(&room, &item.id, &reason, false)
+                        .await?;
+                }
+            }
+            _ => {}
         }
         Ok(())
     }

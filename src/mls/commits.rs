@@ -17,7 +17,7 @@ use crate::room::validation::validate_handshake;
 use crate::room::wire::{self, ParticipantListUpdate, UserIndexRolePair, UserRolePair};
 use crate::store::legacy_events::Settlement;
 use crate::store::pending_commits::{self, PendingCommitRecord};
-use crate::store::{mls_blobs, outbox, room_groups};
+use crate::store::{mls_blobs, outbox, outbox_origins, room_groups};
 use crate::uri::{ClientUri, RoomUri, UserUri};
 
 impl ProxyMls {
@@ -197,10 +197,11 @@ impl ProxyMls {
             .collect::<Vec<_>>()
             .tls_serialize_detached()
             .during("encode proposals")?;
+        let id = format!("proposals:{}", hex::encode(mls_blobs::hash(&body)));
         outbox::enqueue(
             &mut *tx,
             &outbox::OutboxRecord {
-                id: format!("proposals:{}", hex::encode(mls_blobs::hash(&body))),
+                id: id.clone(),
                 room_id: Some(room.to_string()),
                 destination: room.provider().domain().to_string(),
                 kind: "proposals".into(),
@@ -208,6 +209,18 @@ impl ProxyMls {
                 body,
                 attempts: 0,
             },
+        )
+        .await?;
+        // The hub's refusal of the leave reaches the one who left.
+        outbox_origins::put_many(
+            &mut tx,
+            &[outbox_origins::OriginRecord {
+                outbox_id: id,
+                room_id: room.to_string(),
+                client_uri: client.to_string(),
+                legacy_event: settlement.as_ref().map(|s| s.seq),
+                payload: None,
+            }],
         )
         .await?;
         settle(&mut tx, settlement.as_ref()).await?;

@@ -10,7 +10,7 @@ use super::member::decrypt;
 use super::room_sync;
 use crate::room::validation::check_application_message;
 use crate::store::legacy_events::Settlement;
-use crate::store::{inbound_messages, mls_blobs, outbox};
+use crate::store::{inbound_messages, mls_blobs, outbox, outbox_origins};
 use crate::uri::{ClientUri, RoomUri};
 
 impl ProxyMls {
@@ -95,6 +95,21 @@ impl ProxyMls {
             })
             .collect();
         outbox::enqueue_many(&mut tx, &items).await?;
+        // What each message carries out, and its plaintext: the hub's refusal reaches the
+        // legacy sender, and a message refused as too old is encrypted again as it was.
+        let origins: Vec<outbox_origins::OriginRecord> = items
+            .iter()
+            .zip(payloads)
+            .enumerate()
+            .map(|(i, (item, payload))| outbox_origins::OriginRecord {
+                outbox_id: item.id.clone(),
+                room_id: room.to_string(),
+                client_uri: sender.to_string(),
+                legacy_event: settlements.get(i).map(|s| s.seq),
+                payload: Some(payload.to_vec()),
+            })
+            .collect();
+        outbox_origins::put_many(&mut tx, &origins).await?;
         for settlement in settlements {
             settle(&mut tx, Some(settlement)).await?;
         }

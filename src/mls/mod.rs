@@ -25,7 +25,9 @@ pub mod handshakes;
 pub mod member;
 pub mod membership;
 pub mod messages;
+pub mod outgoing;
 pub mod public;
+pub mod resync;
 pub mod room_sync;
 pub mod rooms;
 pub mod sealing;
@@ -37,6 +39,7 @@ pub use engine::{
 };
 pub use error::MlsError;
 pub use handshakes::{Applied, CommitSource, FanOut, no_fan_out};
+pub use outgoing::Reencryption;
 pub use public::PublicView;
 pub use sealing::StateKey;
 

@@ -320,6 +320,29 @@ impl ProxyMls {
         group_info: &[u8],
         pending_proposals: &[Vec<u8>],
     ) -> Result<CommitOutput, MlsError> {
+        self.join_by_external_commit_queued(
+            room,
+            client,
+            group_info,
+            pending_proposals,
+            room.provider().domain(),
+            None,
+        )
+        .await
+    }
+
+    /// Joins by external commit, the commit queued for the hub in the outbox queue
+    /// `destination` (a resync's own, so that it does not wait behind messages that wait for
+    /// it), followed in that queue by `follow_up` when given, in the same transaction.
+    pub async fn join_by_external_commit_queued(
+        &self,
+        room: &RoomUri,
+        client: &ClientUri,
+        group_info: &[u8],
+        pending_proposals: &[Vec<u8>],
+        destination: &str,
+        follow_up: Option<&outbox::OutboxRecord>,
+    ) -> Result<CommitOutput, MlsError> {
         let mut proposals = Vec::new();
         for bytes in pending_proposals {
             let message =
@@ -444,7 +467,7 @@ impl ProxyMls {
             &outbox::OutboxRecord {
                 id: format!("commit:{}", hex::encode(&commit_hash)),
                 room_id: Some(room.to_string()),
-                destination: room.provider().domain().to_string(),
+                destination: destination.to_string(),
                 kind: "external_commit".into(),
                 sender: None,
                 // The commit and the new epoch's GroupInfo, for the hub's HandshakeBundle.
@@ -458,6 +481,9 @@ impl ProxyMls {
             },
         )
         .await?;
+        if let Some(item) = follow_up {
+            outbox::enqueue_once(&mut *tx, item).await?;
+        }
         ws.flush(&mut tx, &self.key).await?;
         self.cache_evict(room, client.as_str());
         self.finish(tx, room, None, None).await?;

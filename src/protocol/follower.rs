@@ -18,99 +18,104 @@ impl MimiService {
         room: &RoomUri,
         client: &ClientUri,
     ) -> Result<(), ServiceError> {
-        use crate::mls::group_config::CIPHERSUITE;
-        use openmls_traits::crypto::OpenMlsCrypto;
-        use openmls_traits::random::OpenMlsRand;
-        let group_info = if room.provider() == &self.domain {
-            let group_info = self.mls.group_info(room).await?.ok_or_else(|| {
-                ServiceError::Forbidden(format!("no GroupInfo of {room} is at hand"))
-            })?;
-            (group_info, Vec::new())
-        } else {
-            let crypto = openmls_rust_crypto::RustCrypto::default();
-            let ikm: [u8; 32] = crypto
-                .random_array()
-                .map_err(|e| malformed("randomness")(format!("{e:?}")))?;
-            let keys = crypto
-                .derive_hpke_keypair(CIPHERSUITE.hpke_config(), &ikm)
-                .map_err(|e| malformed("HPKE key")(format!("{e:?}")))?;
-            let request = self
-                .mls
-                .with_client_identity(client, |signer, credential| {
-                    let tbs = wire::GroupInfoRequestTbs {
-                        protocol: Protocol::Mls10,
-                        cipher_suite: CIPHERSUITE.into(),
-                        requesting_signature_key: credential.signature_key.clone(),
-                        requesting_credential: credential.credential.clone(),
-                        group_info_public_key: keys.public.clone().into(),
-                        joining_code: Vec::new().into(),
-                    };
-                    let signature =
-                        sign_tbs(signer, wire::group_info::GROUP_INFO_REQUEST_LABEL, &tbs)?;
-                    Ok::<_, String>(tbs.with_signature(signature))
-                })
-                .await?
-                .map_err(malformed("GroupInfoRequest"))?;
-            let body =
-                wire::encode(&request).map_err(|e| malformed("GroupInfoRequest")(e.to_string()))?;
-            let answer = self
-                .client()?
-                .post(room.provider(), Endpoint::GroupInfo, room.as_str(), body)
-                .await?;
-            if answer.status != 200 {
-                return Err(ServiceError::Forbidden(format!(
-                    "the hub answered /groupInfo with HTTP {}: {}",
-                    answer.status,
-                    String::from_utf8_lossy(&answer.body)
-                )));
-            }
-            let response: wire::GroupInfoResponse = wire::decode_exact(&answer.body)
-                .map_err(|e| malformed("GroupInfoResponse")(e.to_string()))?;
-            let wire::GroupInfoStatus::Success(success) = &response.status else {
-                return Err(ServiceError::Forbidden(format!(
-                    "the hub refused the GroupInfo: {:?}",
-                    response.status.code()
-                )));
-            };
-            let tbs = response
-                .tbs_bytes()
-                .ok_or_else(|| malformed("GroupInfoResponse")("no signed content".into()))?
-                .map_err(|e| malformed("GroupInfoResponse")(e.to_string()))?;
-            verify_tbs(
-                success.hub_sender.signature_key.as_slice(),
-                wire::group_info::GROUP_INFO_RESPONSE_LABEL,
-                &tbs,
-                success.signature.as_slice(),
-            )
-            .map_err(|_| {
-                ServiceError::Forbidden(
-                    "the hub's GroupInfoResponse signature does not verify".into(),
-                )
-            })?;
-            let tbe = wire::GroupInfoRatchetTreeTbe::open(
-                &crypto,
-                CIPHERSUITE,
-                &keys.private,
-                room.as_str().as_bytes(),
-                &success.encrypted_groupinfo_and_tree,
-            )
-            .map_err(|e| malformed("encrypted GroupInfo")(format!("{e:?}")))?;
-            let pending: Vec<Vec<u8>> = tbe
-                .pending_proposals
-                .iter()
-                .map(|p| p.proposal.as_bytes().to_vec())
-                .collect();
-            (
-                MlsMessage::from_group_info(&tbe.group_info).into_bytes(),
-                pending,
-            )
-        };
-        let (group_info, pending) = group_info;
+        let (group_info, pending) = self.fetch_group_info(room, client).await?;
         self.mls
             .join_by_external_commit_with(room, client, &group_info, &pending)
             .await?;
         self.wake();
         Ok(())
+    }
+
+    /// The room's GroupInfo (with its ratchet tree) and the proposals its hub has cached, as
+    /// the hub gives them to `client`: over `/groupInfo`, or directly when the hub is us.
+    pub(crate) async fn fetch_group_info(
+        &self,
+        room: &RoomUri,
+        client: &ClientUri,
+    ) -> Result<(Vec<u8>, Vec<Vec<u8>>), ServiceError> {
+        use crate::mls::group_config::CIPHERSUITE;
+        use openmls_traits::crypto::OpenMlsCrypto;
+        use openmls_traits::random::OpenMlsRand;
+        if room.provider() == &self.domain {
+            let group_info = self.mls.group_info(room).await?.ok_or_else(|| {
+                ServiceError::Forbidden(format!("no GroupInfo of {room} is at hand"))
+            })?;
+            return Ok((group_info, Vec::new()));
+        }
+        let crypto = openmls_rust_crypto::RustCrypto::default();
+        let ikm: [u8; 32] = crypto
+            .random_array()
+            .map_err(|e| malformed("randomness")(format!("{e:?}")))?;
+        let keys = crypto
+            .derive_hpke_keypair(CIPHERSUITE.hpke_config(), &ikm)
+            .map_err(|e| malformed("HPKE key")(format!("{e:?}")))?;
+        let request = self
+            .mls
+            .with_client_identity(client, |signer, credential| {
+                let tbs = wire::GroupInfoRequestTbs {
+                    protocol: Protocol::Mls10,
+                    cipher_suite: CIPHERSUITE.into(),
+                    requesting_signature_key: credential.signature_key.clone(),
+                    requesting_credential: credential.credential.clone(),
+                    group_info_public_key: keys.public.clone().into(),
+                    joining_code: Vec::new().into(),
+                };
+                let signature = sign_tbs(signer, wire::group_info::GROUP_INFO_REQUEST_LABEL, &tbs)?;
+                Ok::<_, String>(tbs.with_signature(signature))
+            })
+            .await?
+            .map_err(malformed("GroupInfoRequest"))?;
+        let body =
+            wire::encode(&request).map_err(|e| malformed("GroupInfoRequest")(e.to_string()))?;
+        let answer = self
+            .client()?
+            .post(room.provider(), Endpoint::GroupInfo, room.as_str(), body)
+            .await?;
+        if answer.status != 200 {
+            return Err(ServiceError::Forbidden(format!(
+                "the hub answered /groupInfo with HTTP {}: {}",
+                answer.status,
+                String::from_utf8_lossy(&answer.body)
+            )));
+        }
+        let response: wire::GroupInfoResponse = wire::decode_exact(&answer.body)
+            .map_err(|e| malformed("GroupInfoResponse")(e.to_string()))?;
+        let wire::GroupInfoStatus::Success(success) = &response.status else {
+            return Err(ServiceError::Forbidden(format!(
+                "the hub refused the GroupInfo: {:?}",
+                response.status.code()
+            )));
+        };
+        let tbs = response
+            .tbs_bytes()
+            .ok_or_else(|| malformed("GroupInfoResponse")("no signed content".into()))?
+            .map_err(|e| malformed("GroupInfoResponse")(e.to_string()))?;
+        verify_tbs(
+            success.hub_sender.signature_key.as_slice(),
+            wire::group_info::GROUP_INFO_RESPONSE_LABEL,
+            &tbs,
+            success.signature.as_slice(),
+        )
+        .map_err(|_| {
+            ServiceError::Forbidden("the hub's GroupInfoResponse signature does not verify".into())
+        })?;
+        let tbe = wire::GroupInfoRatchetTreeTbe::open(
+            &crypto,
+            CIPHERSUITE,
+            &keys.private,
+            room.as_str().as_bytes(),
+            &success.encrypted_groupinfo_and_tree,
+        )
+        .map_err(|e| malformed("encrypted GroupInfo")(format!("{e:?}")))?;
+        let pending = tbe
+            .pending_proposals
+            .iter()
+            .map(|p| p.proposal.as_bytes().to_vec())
+            .collect();
+        Ok((
+            MlsMessage::from_group_info(&tbe.group_info).into_bytes(),
+            pending,
+        ))
     }
 
     /// `/notify/{roomId}` from the room's hub. A byte-identical body seen before is not
@@ -169,12 +174,21 @@ impl MimiService {
                 let Some(known) = known_epoch else {
                     return Ok(()); // not in the room yet: the Welcome brings it
                 };
-                if fanout.message.epoch().is_some_and(|e| e < known) {
+                let epoch = fanout.message.epoch().unwrap_or_default();
+                if epoch < known {
                     return Ok(()); // applied already
+                }
+                if epoch > known {
+                    // A commit of the hub's went missing (a `/notify` it gave up on).
+                    let reason = format!(
+                        "a commit of epoch {epoch} arrived while this side was at epoch {known}"
+                    );
+                    return self.request_resync(room, known, &reason).await;
                 }
                 // Our own commit may arrive here before the hub's answer does: applying it
                 // confirms it.
-                self.mls
+                let applied = self
+                    .mls
                     .apply_commit(
                         room,
                         bytes,
@@ -186,7 +200,18 @@ impl MimiService {
                         },
                         &no_fan_out,
                     )
-                    .await?;
+                    .await;
+                match applied {
+                    Ok(_) => {}
+                    // The view forked from the hub's: it cannot follow this commit.
+                    Err(e @ (MlsError::Malformed { .. } | MlsError::Corrupt(_))) => {
+                        tracing::warn!(%room, epoch, error = %e, "a fanned-out commit cannot be applied to this side's view");
+                        let reason =
+                            format!("the hub's commit of epoch {epoch} did not apply here");
+                        return self.request_resync(room, known, &reason).await;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
             FanoutBody::Proposal { more_proposals } => {
                 if known_epoch.is_some() && fanout.message.epoch() >= known_epoch {
@@ -204,6 +229,14 @@ impl MimiService {
                 }
             }
             FanoutBody::Application { .. } => {
+                if let (Some(known), Some(epoch)) = (known_epoch, fanout.message.epoch())
+                    && epoch > known
+                {
+                    let reason = format!(
+                        "a message of epoch {epoch} arrived while this side was at epoch {known}"
+                    );
+                    return self.request_resync(room, known, &reason).await;
+                }
                 if known_epoch.is_some() {
                     self.mls
                         .deliver_message(room, bytes, fanout.timestamp as i64, true, &[])

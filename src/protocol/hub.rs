@@ -198,6 +198,18 @@ impl MimiService {
         peer: &ProviderId,
         request: SubmitMessageRequest,
     ) -> Result<SubmitMessageResponse, ServiceError> {
+        self.submit_to_hub(room, peer, request, true).await
+    }
+
+    /// A message for a room this daemon hosts, from `peer` (this provider itself for its own
+    /// users, whose messages need no decrypting here): the same checks for both.
+    pub(crate) async fn submit_to_hub(
+        &self,
+        room: &RoomUri,
+        peer: &ProviderId,
+        request: SubmitMessageRequest,
+        decrypt_here: bool,
+    ) -> Result<SubmitMessageResponse, ServiceError> {
         self.hosted_room(room).await?;
         let not_allowed = SubmitMessageResponse {
             protocol: Protocol::Mls10,
@@ -223,7 +235,7 @@ impl MimiService {
             });
         }
         let timestamp = self
-            .accept_message(room, &state, request.app_message, true)
+            .accept_message(room, &state, request.app_message, decrypt_here)
             .await?;
         Ok(SubmitMessageResponse {
             protocol: Protocol::Mls10,

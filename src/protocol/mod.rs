@@ -10,6 +10,7 @@ pub mod hub;
 pub mod key_material;
 pub mod listener;
 pub mod peer;
+pub mod resync;
 pub mod routes;
 pub mod service;
 pub mod tls;

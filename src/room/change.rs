@@ -52,6 +52,10 @@ pub struct RoomChange {
     /// carried out again on the new epoch.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub retry: bool,
+    /// Something the legacy side should be told about the room in words (this side lost
+    /// track of it for a while and resynchronised: what it may have missed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<String>,
 }
 
 fn name_of(state: &RoomState) -> String {
@@ -145,6 +149,7 @@ impl RoomChange {
             && self.roles.is_empty()
             && self.name.is_none()
             && self.refused.is_none()
+            && self.notice.is_none()
     }
 }
 

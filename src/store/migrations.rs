@@ -57,6 +57,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "public view of rooms",
         include_str!("../../migrations/sqlite/0009_public_view.sql"),
     ),
+    (
+        10,
+        "outgoing call origins",
+        include_str!("../../migrations/sqlite/0010_outbox_origins.sql"),
+    ),
 ];
 
 /// (version, description, SQL) for Postgres.
@@ -105,6 +110,11 @@ const POSTGRES: &[(i64, &str, &str)] = &[
         9,
         "public view of rooms",
         include_str!("../../migrations/postgres/0009_public_view.sql"),
+    ),
+    (
+        10,
+        "outgoing call origins",
+        include_str!("../../migrations/postgres/0010_outbox_origins.sql"),
     ),
 ];
 

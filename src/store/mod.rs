@@ -19,6 +19,7 @@ pub mod mls_blobs;
 pub mod mls_kv;
 pub mod notify_seen;
 pub mod outbox;
+pub mod outbox_origins;
 pub mod pending_commits;
 pub mod pending_proposals;
 pub mod portals;

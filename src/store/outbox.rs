@@ -187,6 +187,43 @@ pub async fn reschedule<'e>(
     Ok(())
 }
 
+/// Replaces the body of an item still waiting (a message encrypted again at a newer epoch): same
+/// id, same place in its queue, attempts as they were (the failed attempt that led here is
+/// counted by its retry, so re-encrypting stays bounded).
+pub async fn replace_body<'e>(
+    db: impl AnyExecutor<'e>,
+    id: &str,
+    body: &[u8],
+) -> Result<bool, StoreError> {
+    let result = sqlx::query(
+        "UPDATE outbox SET body = $1 \
+         WHERE id = $2 AND delivered_at_ms IS NULL AND dead_lettered_at_ms IS NULL",
+    )
+    .bind(body)
+    .bind(id)
+    .execute(db)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// Makes the waiting items of one queue due now (what they waited for has happened).
+pub async fn hasten<'e>(
+    db: impl AnyExecutor<'e>,
+    destination: &str,
+    room_id: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE outbox SET next_attempt_at_ms = $1 WHERE destination = $2 AND room_id = $3 \
+         AND delivered_at_ms IS NULL AND dead_lettered_at_ms IS NULL AND next_attempt_at_ms > $1",
+    )
+    .bind(now_ms())
+    .bind(destination)
+    .bind(room_id)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 /// Gives up on an item after its last retry; it stays, to be inspected and re-sent.
 pub async fn dead_letter<'e>(db: impl AnyExecutor<'e>, id: &str) -> Result<(), StoreError> {
     sqlx::query(

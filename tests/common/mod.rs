@@ -274,3 +274,49 @@ pub fn commit_request(commit: &[u8]) -> mimi_bridge::protocol::wire::UpdateReque
         },
     }
 }
+
+/// A connector whose legacy network is a list: it records each command once, and names a new
+/// room `room_id` when it is asked to create one.
+#[derive(Default)]
+pub struct RecordingConnector {
+    pub commands: std::sync::Mutex<Vec<mimi_bridge_connector::BridgeCommand>>,
+    pub room_id: Option<&'static str>,
+}
+
+#[mimi_bridge_connector::async_trait]
+impl mimi_bridge_connector::Connector for RecordingConnector {
+    fn name(&self) -> &str {
+        "recording"
+    }
+    fn version(&self) -> &str {
+        "0"
+    }
+    fn capabilities(&self) -> mimi_bridge_connector::Capabilities {
+        mimi_bridge_connector::Capabilities::all()
+    }
+    async fn start(
+        &self,
+        _: std::sync::Arc<dyn mimi_bridge_connector::EventSink>,
+    ) -> Result<(), mimi_bridge_connector::ConnectorError> {
+        Ok(())
+    }
+    async fn stop(&self) -> Result<(), mimi_bridge_connector::ConnectorError> {
+        Ok(())
+    }
+    async fn deliver(
+        &self,
+        command: &mimi_bridge_connector::BridgeCommand,
+    ) -> Result<mimi_bridge_connector::Delivery, mimi_bridge_connector::ConnectorError> {
+        let mut commands = self.commands.lock().unwrap();
+        if !commands.iter().any(|c| c.command_id == command.command_id) {
+            commands.push(command.clone());
+        }
+        let mut delivery = mimi_bridge_connector::Delivery::done();
+        if let (mimi_bridge_connector::CommandKind::RoomCreated { .. }, Some(id)) =
+            (&command.kind, self.room_id)
+        {
+            delivery.room_id = Some(id.into());
+        }
+        Ok(delivery)
+    }
+}

@@ -74,7 +74,13 @@ fn validate_commit(
             client
         }
         Sender::NewMember { client, user, .. } => {
-            check_joiner(state, client, user)?;
+            // A resync (RFC 9420 §12.4.3.2): the client rejoins, removing its own earlier
+            // leaf in the same commit.
+            let resync = proposals.iter().any(|p| {
+                p.sender == *committer
+                    && matches!(&p.change, Change::RemoveClient { client: c } if c == client)
+            });
+            check_joiner(state, client, user, resync)?;
             client
         }
     };
@@ -163,10 +169,11 @@ fn validate_commit(
         ));
     }
 
-    // A client cannot commit its own removal (RFC 9420 §12.2).
+    // A client cannot commit its own removal (RFC 9420 §12.2); a client rejoining by external
+    // commit removes its earlier leaf, which is not itself (§12.4.3.2).
     for p in proposals {
         let removes_committer = match &p.change {
-            Change::RemoveClient { client } => client == committer_client,
+            Change::RemoveClient { client } => client == committer_client && !external,
             Change::SelfRemove => p.sender == *committer,
             _ => false,
         };
@@ -242,7 +249,7 @@ fn validate_proposals(
                     )));
                 }
             }
-            Sender::NewMember { client, user, .. } => check_joiner(state, client, user)?,
+            Sender::NewMember { client, user, .. } => check_joiner(state, client, user, false)?,
             Sender::Server(_) => {}
         }
         if p.change == Change::ExternalInit {
@@ -284,11 +291,16 @@ fn validate_proposals(
     })
 }
 
-/// A joining client must not be a member yet, and its user must not be banned or exiting
-/// (preauthorization is only consulted for users not on the list, so a banned user cannot
-/// rejoin through it).
-fn check_joiner(state: &RoomState, client: &ClientUri, user: &UserUri) -> Result<(), Rejection> {
-    if state.is_member(client) {
+/// A joining client must not be a member yet, unless it rejoins removing its earlier leaf
+/// (`resync`), and its user must not be banned or exiting (preauthorization is only consulted
+/// for users not on the list, so a banned user cannot rejoin through it).
+fn check_joiner(
+    state: &RoomState,
+    client: &ClientUri,
+    user: &UserUri,
+    resync: bool,
+) -> Result<(), Rejection> {
+    if state.is_member(client) && !resync {
         return Err(Rejection::not_allowed(format!(
             "{client} is already a member of the room's group and cannot join it again"
         )));

@@ -149,6 +149,19 @@ pub(super) fn evaluate(
 fn check_each<'a>(state: &'a RoomState, items: &mut [Item<'a>]) -> Result<(), Rejection> {
     let mut added: HashMap<&ClientUri, ProposalRef> = HashMap::new();
     let mut removed: HashMap<&ClientUri, ProposalRef> = HashMap::new();
+    // A client rejoining by external commit removes its own earlier leaf (a resync): it is
+    // added while it is a member, the same commit taking its old leaf out.
+    let rejoining: HashSet<&ClientUri> = items
+        .iter()
+        .filter_map(|i| match (&i.effect.change, &i.effect.sender) {
+            (Change::RemoveClient { client }, Sender::NewMember { client: joiner, .. })
+                if client == joiner =>
+            {
+                Some(client)
+            }
+            _ => None,
+        })
+        .collect();
     for item in items.iter_mut() {
         let effect = item.effect;
         match &effect.change {
@@ -215,7 +228,7 @@ fn check_each<'a>(state: &'a RoomState, items: &mut [Item<'a>]) -> Result<(), Re
         }
         match item.client_op {
             Some(ClientOp::Add { client, .. }) => {
-                if state.is_member(client) {
+                if state.is_member(client) && !rejoining.contains(client) {
                     return Err(
                         item.invalid(format!("{client} is already a member of the room's group"))
                     );

@@ -1112,6 +1112,49 @@ fn external_join_of_a_listed_users_new_device_is_accepted() {
 }
 
 #[test]
+fn a_member_rejoining_by_external_commit_removes_its_earlier_leaf() {
+    let s = room();
+    // bob/phone resynchronises: an external commit removing its own earlier leaf
+    let rejoin = commit(
+        &s,
+        joiner("bob", "phone", vec![]),
+        vec![(1, Change::ExternalInit), (2, remove("bob", "phone"))],
+    );
+    let accepted = validate_handshake(&s, &rejoin).unwrap();
+    assert_eq!(accepted.state.active_clients(&user("bob")).len(), 2);
+    assert_eq!(
+        accepted
+            .state
+            .members
+            .iter()
+            .filter(|m| m.client == client("bob", "phone"))
+            .count(),
+        1
+    );
+    // without removing its earlier leaf, a member cannot join again
+    let again = commit(
+        &s,
+        joiner("bob", "phone", vec![]),
+        vec![(1, Change::ExternalInit)],
+    );
+    not_allowed(validate_handshake(&s, &again), "cannot join it again");
+    // nor can a joiner remove another client under the cover of a rejoin
+    let other = commit(
+        &s,
+        joiner("bob", "phone", vec![]),
+        vec![(1, Change::ExternalInit), (2, remove("alice", "phone"))],
+    );
+    assert!(validate_handshake(&s, &other).is_err());
+    // a member still cannot commit its own removal
+    let own = commit(&s, from("bob", "phone"), vec![(1, remove("bob", "phone"))]);
+    invalid(
+        validate_handshake(&s, &own),
+        &[1],
+        "cannot commit its own removal",
+    );
+}
+
+#[test]
 fn external_open_join_is_accepted_when_role_zero_allows_it() {
     let mut s = room();
     let erin = joiner("erin", "laptop", vec![]);
