@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::io::Write as _;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Json;
 use axum::Router;
@@ -68,8 +68,9 @@ struct Record {
     induced_failures: usize,
     /// The answer given to each webhook id, for redeliveries.
     answered: HashMap<String, Delivery>,
-    /// New commands, in arrival order.
+    /// New commands, in arrival order, with when each arrived.
     commands: Vec<BridgeCommand>,
+    arrivals: Vec<Instant>,
     rooms: usize,
     messages: usize,
 }
@@ -104,6 +105,46 @@ impl Receiver {
     /// The commands accepted so far, in arrival order, each once (redeliveries are not repeated).
     pub fn commands(&self) -> Vec<BridgeCommand> {
         self.record().commands.clone()
+    }
+
+    /// The commands accepted after the first `from`, with when each arrived (for measuring
+    /// latency).
+    pub fn commands_since(&self, from: usize) -> Vec<(Instant, BridgeCommand)> {
+        let record = self.record();
+        record
+            .arrivals
+            .iter()
+            .copied()
+            .zip(record.commands.iter().cloned())
+            .skip(from)
+            .collect()
+    }
+
+    /// Waits until at least `count` commands were accepted after the first `from` and returns
+    /// them with their arrival times (`Ok`), or after `timeout` those there are (`Err`).
+    pub async fn wait_for_since(
+        &self,
+        from: usize,
+        count: usize,
+        timeout: Duration,
+    ) -> Result<Vec<(Instant, BridgeCommand)>, Vec<(Instant, BridgeCommand)>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let changed = self.inner.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.record().commands.len() >= from + count {
+                return Ok(self.commands_since(from));
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                let got = self.commands_since(from);
+                return if got.len() >= count {
+                    Ok(got)
+                } else {
+                    Err(got)
+                };
+            }
+        }
     }
 
     /// Every POST received so far: accepted, refused, induced failures and duplicates.
@@ -211,6 +252,7 @@ impl Receiver {
         }
         record.answered.insert(webhook_id, delivery.clone());
         record.commands.push(command);
+        record.arrivals.push(Instant::now());
         drop(record);
         self.inner.changed.notify_waiters();
         (StatusCode::OK, Json(delivery)).into_response()
