@@ -356,6 +356,14 @@ fn main() {
             .unwrap_or(max.delivered_per_s / 2.0)
             .max(1.0);
         let fixed = run(&w, "fixed", messages, Some(rate)).await;
+        // `E2E_LOGS=dir`: each daemon's log lines, for counting what it did (e.g. with
+        // `MIMI_TEST_LOG=info,sqlx::query=debug`).
+        if let Ok(dir) = std::env::var("E2E_LOGS") {
+            for p in &w.providers {
+                let path = std::path::Path::new(&dir).join(format!("{}.log", p.domain));
+                std::fs::write(&path, p.bridge.log().join("\n")).unwrap();
+            }
+        }
         let bare = bare_openmls(messages);
         println!("bare openmls, in memory: {bare:.0} messages/s encrypted and decrypted");
         println!(

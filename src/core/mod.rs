@@ -150,9 +150,10 @@ impl Bridge {
                 }
                 tokio::select! {
                     _ = stop.cancelled() => break,
+                    // Woken by new legacy events, by the MIMI side when the inbound stream
+                    // grows, and by the end of the earliest wait; a slow poll is the safety net.
                     _ = me.wake.notified() => {}
-                    // The inbound stream is written by the MIMI side; look at it often.
-                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    _ = tokio::time::sleep(me.next_wait()) => {}
                 }
             }
             if let Err(e) = me.connector.stop().await {
@@ -237,6 +238,20 @@ impl Bridge {
         *n <= MAX_REBUILDS
     }
 
+    /// Until the earliest room wait ends (at most a second).
+    fn next_wait(&self) -> Duration {
+        let waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        waiting
+            .values()
+            .filter(|until| **until > now)
+            .map(|until| *until - now)
+            .min()
+            .unwrap_or(Duration::from_secs(1))
+            .min(Duration::from_secs(1))
+            .max(Duration::from_millis(5))
+    }
+
     fn wait_room(&self, legacy_room: &str, pause: Duration) {
         let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
         waiting.insert(legacy_room.to_owned(), Instant::now() + pause);
@@ -300,6 +315,10 @@ impl LegacyOutbox for Bridge {
                 Attempt::Retry(None)
             }
         }
+    }
+
+    fn inbound(&self) {
+        self.wake.notify_one();
     }
 }
 

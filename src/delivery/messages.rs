@@ -66,7 +66,7 @@ impl MimiService {
         };
         match status {
             SubmitStatus::Accepted { .. } => {
-                self.mls.outgoing_accepted(&item.id).await?;
+                self.mls.outgoing_accepted(&[item.id.as_str()]).await?;
                 Ok(Attempt::Delivered)
             }
             SubmitStatus::EpochTooOld { current_epoch } => {
@@ -151,7 +151,7 @@ impl MimiService {
         };
         match response.outcome {
             UpdateOutcome::Success { .. } => {
-                self.mls.outgoing_accepted(&item.id).await?;
+                self.mls.outgoing_accepted(&[item.id.as_str()]).await?;
                 Ok(Attempt::Delivered)
             }
             UpdateOutcome::WrongEpoch { current_epoch } => {

@@ -1,48 +1,30 @@
 //! Delivery of the outbox: every outgoing call, written in the transaction of the change that
-//! caused it, is attempted here. Each (room, destination) queue runs strictly in order; failed
-//! calls are retried with exponential backoff (or the peer's Retry-After) under the same id.
+//! caused it, is attempted here. Each (room, destination) queue runs strictly in order, a run of
+//! its items at a time, batched where the protocol allows ([`batches`]); in a running daemon
+//! each due queue has a task of its own ([`scheduler`]); failed calls are retried with
+//! exponential backoff (or the peer's Retry-After) under the same id.
 //! What each kind of item means is in [`mimi`] (the MIMI protocol's calls) and, for commands to
 //! the legacy side, in the bridge core behind [`LegacyOutbox`].
 
+mod batches;
 mod messages;
 mod mimi;
+mod scheduler;
 
-use std::sync::Arc;
 use std::time::Duration;
-
-use tokio_util::sync::CancellationToken;
 
 use crate::protocol::service::{Attempt, MimiService, ServiceError};
 use crate::store::{now_ms, outbox};
 
 pub use crate::protocol::service::{LEGACY_KIND, LegacyOutbox};
 
-impl MimiService {
-    /// Runs the outbox until `stop`: each (room, destination) queue strictly in order, failed
-    /// calls retried with exponential backoff (or the peer's Retry-After) under the same id.
-    pub fn spawn_delivery(self: Arc<Self>, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
-            loop {
-                let next = match self.deliver_due().await {
-                    Ok(next) => next,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "outbox delivery failed");
-                        Some(Duration::from_secs(1))
-                    }
-                };
-                let pause = next
-                    .unwrap_or(Duration::from_secs(30))
-                    .min(Duration::from_secs(30));
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = self.wake.notified() => {}
-                    _ = tokio::time::sleep(pause) => {}
-                }
-            }
-        })
-    }
+/// Items of one queue a delivery pass carries on with once its head went through.
+const RUN: i64 = 256;
 
-    /// Attempts every due queue head once; returns how long until the next one is due.
+impl MimiService {
+    /// Attempts every due queue once, from its head on, in order, as long as its items go
+    /// through (a run of at most [`RUN`] items, batched where the protocol allows); returns how
+    /// long until the next item is due.
     pub async fn deliver_due(&self) -> Result<Option<Duration>, ServiceError> {
         let mut next_due: Option<i64> = None;
         loop {
@@ -65,31 +47,81 @@ impl MimiService {
             }
             let mut progressed = false;
             for head in due {
-                let item = head.item;
-                match self.deliver(&item).await {
-                    Attempt::DeadLettered => progressed = true,
-                    Attempt::Delivered => {
-                        outbox::mark_delivered(self.store.pool(), &item.id).await?;
-                        progressed = true;
-                    }
-                    Attempt::Retry(_)
-                        if item.kind != LEGACY_KIND && item.attempts + 1 >= self.max_attempts =>
-                    {
-                        self.give_up(&item).await?;
-                        progressed = true;
-                    }
-                    Attempt::Retry(retry) => {
-                        let backoff = retry.unwrap_or_else(|| backoff(&item));
-                        let at = now_ms() + backoff.as_millis() as i64;
-                        outbox::reschedule(self.store.pool(), &item.id, at).await?;
-                        next_due = Some(next_due.map_or(at, |n| n.min(at)));
-                    }
-                }
+                progressed |= self.deliver_queue(head, &mut next_due).await?;
             }
             if !progressed {
                 return Ok(next_due.map(|at| Duration::from_millis((at - now_ms()).max(0) as u64)));
             }
         }
+    }
+
+    /// One queue from its head on: each call's outcome settles its items; the first that must
+    /// wait stops the run (the queue's order holds). Returns whether anything was settled.
+    pub(super) async fn deliver_queue(
+        &self,
+        head: outbox::DueItem,
+        next_due: &mut Option<i64>,
+    ) -> Result<bool, ServiceError> {
+        let mut run = vec![head];
+        let first = &run[0].item;
+        if let Some(room) = first.room_id.clone() {
+            let after = outbox::queue_after(
+                self.store.pool(),
+                &first.destination,
+                &room,
+                run[0].seq,
+                RUN - 1,
+            )
+            .await?;
+            run.extend(after);
+        }
+        let now = now_ms();
+        let mut progressed = false;
+        let mut i = 0;
+        while i < run.len() && run[i].next_attempt_at_ms <= now {
+            let n = self.batch_len(&run[i..], now);
+            let items: Vec<outbox::OutboxRecord> =
+                run[i..i + n].iter().map(|d| d.item.clone()).collect();
+            let batched = if n > 1 {
+                self.deliver_batch(&items).await
+            } else {
+                None
+            };
+            let (n, attempt) = match batched {
+                Some(attempt) => (n, attempt),
+                None => (1, self.deliver(&items[0]).await),
+            };
+            let item = &items[0];
+            match attempt {
+                Attempt::DeadLettered => {}
+                Attempt::Delivered => {
+                    let ids: Vec<&str> = items[..n].iter().map(|i| i.id.as_str()).collect();
+                    outbox::mark_delivered_many(self.store.pool(), &ids).await?;
+                }
+                Attempt::Retry(_)
+                    if item.kind != LEGACY_KIND && item.attempts + 1 >= self.max_attempts =>
+                {
+                    self.give_up(item).await?;
+                    i += 1;
+                    progressed = true;
+                    continue;
+                }
+                Attempt::Retry(retry) => {
+                    let backoff = retry.unwrap_or_else(|| backoff(item));
+                    let at = now_ms() + backoff.as_millis() as i64;
+                    outbox::reschedule(self.store.pool(), &item.id, at).await?;
+                    *next_due = Some(next_due.map_or(at, |d| d.min(at)));
+                    break;
+                }
+            }
+            i += n;
+            progressed = true;
+        }
+        if progressed && !matches!(run[0].item.kind.as_str(), "notify" | LEGACY_KIND) {
+            // The hub's answers (confirmations, refusals) are written to the inbound stream.
+            self.wake_legacy();
+        }
+        Ok(progressed)
     }
 
     /// The last attempt of an outgoing MIMI call failed: it is dead-lettered (listed and

@@ -141,10 +141,8 @@ impl ProxyMls {
         Ok(out)
     }
 
-    /// A message the hub accepted, in one transaction: when `decrypt` and a local member can,
-    /// it decrypts the message and stores its plaintext for this provider's users; the
-    /// fan-out rows are queued. A message seen before (a replayed fan-out) is neither
-    /// decrypted nor stored again. Returns whether it was decrypted and stored.
+    /// A message the hub accepted, in one transaction: see [`Self::deliver_messages`].
+    /// Returns whether it was decrypted and stored.
     pub async fn deliver_message(
         &self,
         room: &RoomUri,
@@ -153,63 +151,102 @@ impl ProxyMls {
         decrypt_here: bool,
         fan_out: &[outbox::OutboxRecord],
     ) -> Result<bool, MlsError> {
-        let hash = mls_blobs::hash(message);
+        Ok(self
+            .deliver_messages(room, &[(message, hub_timestamp_ms)], decrypt_here, fan_out)
+            .await?
+            > 0)
+    }
+
+    /// Messages the hub accepted (with their hub timestamps), in one transaction: when
+    /// `decrypt_here` and a local member can, each is decrypted and its plaintext stored for
+    /// this provider's users; the fan-out rows are queued. A message seen before (a replayed
+    /// fan-out) is neither decrypted nor stored again; the reader's own messages need no
+    /// delivery (the bridge knows them). Returns how many were stored.
+    pub async fn deliver_messages(
+        &self,
+        room: &RoomUri,
+        messages: &[(&[u8], i64)],
+        decrypt_here: bool,
+        fan_out: &[outbox::OutboxRecord],
+    ) -> Result<usize, MlsError> {
         let _guard = self.lock_room(room).await;
         let mut tx = self.store.begin().await?;
         for row in fan_out {
             outbox::enqueue_once(&mut *tx, row).await?;
         }
+        let rg = self.room_group(&mut tx, room).await?;
         let reader = if decrypt_here {
-            self.room_group(&mut tx, room).await?.reader_client
+            rg.reader_client
+                .as_deref()
+                .and_then(|r| ClientUri::from_bytes(r.as_bytes()).ok())
         } else {
             None
         };
-        let reader = reader.and_then(|r| ClientUri::from_bytes(r.as_bytes()).ok());
-        let (Some(reader), false) = (
-            reader,
-            inbound_messages::seen(&mut *tx, room.as_str(), &hash).await?,
-        ) else {
+        let Some(reader) = reader else {
             self.finish(tx, room, None, None).await?;
-            return Ok(false);
+            return Ok(0);
         };
-        let rg = self.room_group(&mut tx, room).await?;
-        let opened = async {
-            let mut m = self
-                .open_member(&mut tx, room, &rg.group_id, &reader)
-                .await?;
-            let state = room_sync::member_room_state(&m.group, room, &self.cp)?;
-            let decrypted = decrypt(&mut m, &state, room, message)?;
-            Ok::<_, MlsError>((m, decrypted))
-        }
-        .await;
-        let (mut m, decrypted) = match opened {
-            Ok(done) => done,
-            // At the hub, the room's other providers do not wait for this side's local
-            // delivery: the message is accepted and fanned out, the failure is the operator's.
-            Err(e @ (MlsError::Store(_) | MlsError::Database(_))) => return Err(e),
-            Err(e) if room.provider() == &self.provider => {
-                tracing::error!(%room, %reader, error = %e, "a message accepted by the hub could not be decrypted for local delivery");
-                self.finish(tx, room, None, None).await?;
-                return Ok(false);
+        let at_hub = room.provider() == &self.provider;
+        let mut member = None;
+        let mut stored = 0;
+        for (message, hub_timestamp_ms) in messages {
+            let hash = mls_blobs::hash(message);
+            if inbound_messages::seen(&mut *tx, room.as_str(), &hash).await? {
+                continue;
             }
-            Err(e) => return Err(e),
-        };
-        self.fault("after-mls-step")?;
-        // The reader's own message needs no delivery: the bridge knows it.
-        if let Some((client, payload)) = &decrypted {
-            inbound_messages::push_once(
-                &mut *tx,
-                room.as_str(),
-                &hash,
-                client.as_str(),
-                payload,
-                hub_timestamp_ms,
-            )
-            .await?;
+            if member.is_none() {
+                let opened = async {
+                    let m = self
+                        .open_member(&mut tx, room, &rg.group_id, &reader)
+                        .await?;
+                    let state = room_sync::member_room_state(&m.group, room, &self.cp)?;
+                    Ok::<_, MlsError>((m, state))
+                }
+                .await;
+                match opened {
+                    Ok(opened) => member = Some(opened),
+                    Err(e @ (MlsError::Store(_) | MlsError::Database(_))) => return Err(e),
+                    // At the hub, the room's other providers do not wait for this side's local
+                    // delivery: the messages are accepted and fanned out, the failure is the
+                    // operator's.
+                    Err(e) if at_hub => {
+                        tracing::error!(%room, %reader, error = %e, "messages accepted by the hub could not be decrypted for local delivery");
+                        self.finish(tx, room, None, None).await?;
+                        return Ok(0);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            let (m, state) = member.as_mut().expect("opened above");
+            let decrypted = match decrypt(m, state, room, message) {
+                Ok(d) => d,
+                Err(e @ (MlsError::Store(_) | MlsError::Database(_))) => return Err(e),
+                Err(e) if at_hub => {
+                    tracing::error!(%room, %reader, error = %e, "a message accepted by the hub could not be decrypted for local delivery");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            if let Some((client, payload)) = &decrypted {
+                inbound_messages::push_once(
+                    &mut *tx,
+                    room.as_str(),
+                    &hash,
+                    client.as_str(),
+                    payload,
+                    *hub_timestamp_ms,
+                )
+                .await?;
+                stored += 1;
+            }
         }
-        self.save_member(&mut tx, room, &mut m).await?;
-        self.finish(tx, room, Some(m), None).await?;
-        Ok(decrypted.is_some())
+        self.fault("after-mls-step")?;
+        let mut member = member.map(|(m, _)| m);
+        if let Some(m) = member.as_mut() {
+            self.save_member(&mut tx, room, m).await?;
+        }
+        self.finish(tx, room, member, None).await?;
+        Ok(stored)
     }
 
     async fn reader_of(

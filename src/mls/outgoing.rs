@@ -88,9 +88,9 @@ impl ProxyMls {
         Ok(Reencryption::Done)
     }
 
-    /// The hub accepted outbox row `outbox_id`: its origin is no longer needed.
-    pub async fn outgoing_accepted(&self, outbox_id: &str) -> Result<(), MlsError> {
-        outbox_origins::delete(self.store.pool(), outbox_id).await?;
+    /// The hub accepted outbox rows `outbox_ids`: their origins are no longer needed.
+    pub async fn outgoing_accepted(&self, outbox_ids: &[&str]) -> Result<(), MlsError> {
+        outbox_origins::delete_many(self.store.pool(), outbox_ids).await?;
         Ok(())
     }
 

@@ -148,10 +148,19 @@ impl MimiService {
         {
             return Err(ServiceError::UnknownRoom(room.to_string()));
         }
+        // Consecutive application messages are decrypted together, in one transaction.
+        let mut run = Vec::new();
         for fanout in messages {
+            if matches!(fanout.body, FanoutBody::Application { .. }) {
+                run.push(fanout);
+                continue;
+            }
+            self.apply_messages(room, std::mem::take(&mut run)).await?;
             self.apply_fanout(room, fanout).await?;
         }
+        self.apply_messages(room, run).await?;
         notify_seen::record(self.store.pool(), &hash, room.as_str()).await?;
+        self.wake_legacy();
         Ok(())
     }
 
@@ -228,22 +237,44 @@ impl MimiService {
                         .await?;
                 }
             }
-            FanoutBody::Application { .. } => {
-                if let (Some(known), Some(epoch)) = (known_epoch, fanout.message.epoch())
-                    && epoch > known
-                {
-                    let reason = format!(
-                        "a message of epoch {epoch} arrived while this side was at epoch {known}"
-                    );
-                    return self.request_resync(room, known, &reason).await;
-                }
-                if known_epoch.is_some() {
-                    self.mls
-                        .deliver_message(room, bytes, fanout.timestamp as i64, true, &[])
-                        .await?;
-                }
-            }
+            FanoutBody::Application { .. } => self.apply_messages(room, vec![fanout]).await?,
         }
+        Ok(())
+    }
+
+    /// Fanned-out application messages, decrypted for this provider's users in one
+    /// transaction. A message of an epoch this side has not reached means it missed a commit.
+    async fn apply_messages(
+        &self,
+        room: &RoomUri,
+        run: Vec<FanoutMessage>,
+    ) -> Result<(), ServiceError> {
+        if run.is_empty() {
+            return Ok(());
+        }
+        let Some(known) = room_groups::get(self.store.pool(), room.as_str())
+            .await?
+            .map(|g| g.epoch as u64)
+        else {
+            return Ok(());
+        };
+        if let Some(epoch) = run
+            .iter()
+            .filter_map(|f| f.message.epoch())
+            .find(|e| *e > known)
+        {
+            let reason =
+                format!("a message of epoch {epoch} arrived while this side was at epoch {known}");
+            self.request_resync(room, known, &reason).await?;
+        }
+        let messages: Vec<(&[u8], i64)> = run
+            .iter()
+            .filter(|f| f.message.epoch().is_none_or(|e| e <= known))
+            .map(|f| (f.message.as_bytes(), f.timestamp as i64))
+            .collect();
+        self.mls
+            .deliver_messages(room, &messages, true, &[])
+            .await?;
         Ok(())
     }
 }

@@ -137,6 +137,7 @@ impl MimiService {
             Err(e) => return Err(e.into()),
         }
         self.wake();
+        self.wake_legacy();
         Ok(success(timestamp))
     }
 
@@ -270,7 +271,53 @@ impl MimiService {
             .deliver_message(room, &bytes, timestamp as i64, from_peer, &rows)
             .await?;
         self.wake();
+        self.wake_legacy();
         Ok(timestamp)
+    }
+
+    /// Several messages of this provider's own users for a room it hosts, accepted in one
+    /// transaction and fanned out in one `/notify` row per target, when each passes the checks
+    /// a single one would (its user may send, it is of the current epoch). False, with nothing
+    /// done, when one does not: they then go one by one.
+    pub(crate) async fn accept_local_messages(
+        &self,
+        room: &RoomUri,
+        items: &[outbox::OutboxRecord],
+    ) -> Result<bool, ServiceError> {
+        self.hosted_room(room).await?;
+        let state = self.mls.room_state(room).await?;
+        let timestamp = now_ms() as u64;
+        let mut fanouts = Vec::with_capacity(items.len());
+        for item in items {
+            let Ok(message) = MlsMessage::from_bytes(&item.body) else {
+                return Ok(false);
+            };
+            let sender: Option<UserUri> = item.sender.as_deref().and_then(|s| s.parse().ok());
+            let allowed =
+                sender.is_some_and(|u| u.provider() == &self.domain && may_send(&state, &u));
+            if !allowed || message.epoch() != Some(state.epoch) {
+                return Ok(false);
+            }
+            fanouts.push(FanoutMessage {
+                timestamp,
+                message,
+                body: FanoutBody::Application { frank: None },
+            });
+        }
+        let rows = self
+            .notify_rows(room, &recipients(&state, &self.domain), &fanouts)
+            .map_err(|e| malformed("FanoutMessage")(e))?;
+        let messages: Vec<(&[u8], i64)> = fanouts
+            .iter()
+            .map(|f| (f.message.as_bytes(), timestamp as i64))
+            .collect();
+        self.mls
+            .deliver_messages(room, &messages, false, &rows)
+            .await?;
+        let ids: Vec<&str> = items.iter().map(|i| i.id.as_str()).collect();
+        self.mls.outgoing_accepted(&ids).await?;
+        self.wake();
+        Ok(true)
     }
 
     /// One `/notify` outbox row per target for a batch of fanned-out messages. The id names

@@ -47,6 +47,10 @@ pub const LEGACY_KIND: &str = "connector";
 pub trait LegacyOutbox: Send + Sync {
     /// One attempt; [`Attempt::DeadLettered`] after dead-lettering the item itself.
     async fn deliver(&self, item: &outbox::OutboxRecord) -> Attempt;
+
+    /// The MIMI side stored something for the legacy side (decrypted messages, room changes):
+    /// look at the inbound stream now rather than at the next poll.
+    fn inbound(&self) {}
 }
 
 /// What this provider does when a peer asks one of its users for consent.
@@ -119,6 +123,13 @@ impl MimiService {
     /// Asks the delivery loop to look at the outbox now.
     pub fn wake(&self) {
         self.wake.notify_one();
+    }
+
+    /// Tells the bridge core that the inbound stream has something new.
+    pub(crate) fn wake_legacy(&self) {
+        if let Some(legacy) = self.legacy.get() {
+            legacy.inbound();
+        }
     }
 
     pub(crate) async fn our_room(&self, room: &RoomUri) -> Result<rooms::RoomRecord, ServiceError> {

@@ -153,24 +153,64 @@ pub async fn heads<'e>(db: impl AnyExecutor<'e>) -> Result<Vec<DueItem>, StoreEr
     )
     .fetch_all(db)
     .await?;
+    due_items(rows)
+}
+
+fn due_items(rows: Vec<sqlx::any::AnyRow>) -> Result<Vec<DueItem>, StoreError> {
     rows.into_iter()
         .map(|row| {
             Ok(DueItem {
                 seq: row.try_get("seq")?,
                 next_attempt_at_ms: row.try_get("next_attempt_at_ms")?,
-                item: OutboxRecord {
-                    id: row.try_get("id")?,
-                    room_id: row.try_get("room_id")?,
-                    destination: row.try_get("destination")?,
-                    kind: row.try_get("kind")?,
-                    sender: row.try_get("sender")?,
-                    body: row.try_get("body")?,
-                    attempts: row.try_get("attempts")?,
-                },
+                item: record(row)?,
             })
         })
         .collect::<Result<_, sqlx::Error>>()
         .map_err(StoreError::from)
+}
+
+/// The waiting items of one queue after `after_seq`, in order, at most `limit`: the run a
+/// delivery pass carries on with once the queue's head went through.
+pub async fn queue_after<'e>(
+    db: impl AnyExecutor<'e>,
+    destination: &str,
+    room_id: &str,
+    after_seq: i64,
+    limit: i64,
+) -> Result<Vec<DueItem>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT seq, id, room_id, destination, kind, sender, body, attempts, next_attempt_at_ms \
+         FROM outbox WHERE destination = $1 AND room_id = $2 AND seq > $3 \
+         AND delivered_at_ms IS NULL AND dead_lettered_at_ms IS NULL ORDER BY seq LIMIT $4",
+    )
+    .bind(destination)
+    .bind(room_id)
+    .bind(after_seq)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    due_items(rows)
+}
+
+/// Marks several items delivered with one statement (a batch that went in one call).
+pub async fn mark_delivered_many<'e>(
+    db: impl AnyExecutor<'e>,
+    ids: &[&str],
+) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
+    let sql = format!(
+        "UPDATE outbox SET delivered_at_ms = $1 WHERE delivered_at_ms IS NULL AND id IN ({})",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_ms());
+    for id in ids {
+        query = query.bind(*id);
+    }
+    query.execute(db).await?;
+    Ok(())
 }
 
 /// Records a failed attempt and when to try again.

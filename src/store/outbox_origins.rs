@@ -89,3 +89,24 @@ pub async fn delete<'e>(db: impl AnyExecutor<'e>, outbox_id: &str) -> Result<boo
         .await?;
     Ok(result.rows_affected() == 1)
 }
+
+/// The hub answered several calls at once.
+pub async fn delete_many<'e>(
+    db: impl AnyExecutor<'e>,
+    outbox_ids: &[&str],
+) -> Result<(), StoreError> {
+    if outbox_ids.is_empty() {
+        return Ok(());
+    }
+    let placeholders: Vec<String> = (1..=outbox_ids.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "DELETE FROM outbox_origins WHERE outbox_id IN ({})",
+        placeholders.join(", ")
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for id in outbox_ids {
+        query = query.bind(*id);
+    }
+    query.execute(db).await?;
+    Ok(())
+}

@@ -1,0 +1,136 @@
+//! A peer that accepts connections and never answers costs the others nothing: three daemons,
+//! a.example hosting a room with b.example and another with c.example; c is killed and its
+//! address taken by a listener that accepts and holds every connection in silence. a's
+//! fan-out to c waits out its time-outs while a's messages to b keep arriving within a second.
+
+mod common;
+#[path = "common/webhook.rs"]
+mod webhook;
+
+use std::time::{Duration, Instant};
+
+use mimi_bridge_connector::{BridgeCommand, CommandKind, ConnectorEvent, EventKind, UserRef};
+use webhook::{Provider, Setup, dev_certs, free_port};
+
+fn text(id: &str, body: &str) -> EventKind {
+    EventKind::Message {
+        message_id: id.into(),
+        content: mimi_bridge_connector::MessageContent::text(body),
+        reply_to: None,
+        expires: None,
+    }
+}
+
+fn says(commands: &[BridgeCommand], body: &str) -> bool {
+    commands
+        .iter()
+        .any(|c| matches!(&c.kind, CommandKind::Message { content, .. } if content.body == body))
+}
+
+/// alice creates `room` at a and invites `invitee`; her first message there reaches `at`.
+async fn room_with(a: &Provider, at: &Provider, all: &[&Provider], room: &str, invitee: &str) {
+    a.submit(ConnectorEvent::new(
+        format!("{room}-create"),
+        room,
+        "alice",
+        EventKind::RoomCreated { name: None },
+    ))
+    .await;
+    a.submit(ConnectorEvent::new(
+        format!("{room}-invite"),
+        room,
+        "alice",
+        EventKind::UserInvited {
+            target: UserRef::mimi(invitee),
+        },
+    ))
+    .await;
+    let hello = format!("hello {room}");
+    a.submit(ConnectorEvent::new(
+        format!("{room}-hello"),
+        room,
+        "alice",
+        text(&format!("{room}-m0"), &hello),
+    ))
+    .await;
+    at.wait_until(&format!("alice's first message in {room}"), all, |c| {
+        says(c, &hello)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_black_holed_peer_does_not_delay_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dev_certs(dir.path(), &["a.example", "b.example", "c.example"]);
+    let (pa, pb, pc) = (free_port(), free_port(), free_port());
+    let setup = |domain, port, peers| Setup {
+        dir: dir.path(),
+        certs: &certs,
+        domain,
+        mimi_port: port,
+        peers,
+        consent: "grant",
+        fail_first: 0,
+    };
+    let (peers_a, peers_bc) = ([("b.example", pb), ("c.example", pc)], [("a.example", pa)]);
+    let a = Provider::start(setup("a.example", pa, &peers_a)).await;
+    let b = Provider::start(setup("b.example", pb, &peers_bc)).await;
+    let mut c = Provider::start(setup("c.example", pc, &peers_bc)).await;
+    room_with(&a, &b, &[&a, &b, &c], "with-b", "mimi://b.example/u/bob").await;
+    room_with(&a, &c, &[&a, &b, &c], "with-c", "mimi://c.example/u/carol").await;
+
+    // c goes silent: its daemon dies and a listener that never answers takes its address.
+    c.bridge.child.kill().unwrap();
+    c.bridge.child.wait().unwrap();
+    let hole = std::net::TcpListener::bind(("127.0.0.1", pc)).expect("take c's address");
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = done.clone();
+    let held = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        hole.set_nonblocking(true).unwrap();
+        let until = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < until && !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            match hole.accept() {
+                Ok((socket, _)) => held.push(socket),
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+        held.len()
+    });
+
+    // Messages for c first, each a fan-out that waits for ever; then messages for b.
+    let all = [&a, &b];
+    for i in 0..5 {
+        a.submit(ConnectorEvent::new(
+            format!("to-c-{i}"),
+            "with-c",
+            "alice",
+            text(&format!("c-m{i}"), &format!("into the void {i}")),
+        ))
+        .await;
+    }
+    let mut worst = Duration::ZERO;
+    for i in 0..5 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let body = format!("still here {i}");
+        let sent = Instant::now();
+        a.submit(ConnectorEvent::new(
+            format!("to-b-{i}"),
+            "with-b",
+            "alice",
+            text(&format!("b-m{i}"), &body),
+        ))
+        .await;
+        b.wait_until(&format!("`{body}` at b"), &all, |c| says(c, &body))
+            .await;
+        worst = worst.max(sent.elapsed());
+    }
+    assert!(
+        worst < Duration::from_secs(1),
+        "a message to b took {worst:?} while c was black-holed"
+    );
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let held = held.join().unwrap();
+    assert!(held > 0, "a never tried to reach the silent c");
+}
