@@ -7,7 +7,8 @@
 //!
 //! Environment: `MESSAGES` (default 2000), `SENDERS` legacy users (default 4), `ROOMS`
 //! (default 2), `THIRD=1` (a third provider), `RATE` (messages/s offered in the second run;
-//! default half the first run's delivered rate), `MIMI_TEST_LOG` (the daemons' log filter).
+//! default half the first run's delivered rate; `FIXED=0` skips that run), `RUNS` (maximum-rate runs in a row, default 1), `MIMI_TEST_LOG` (the
+//! daemons' log filter). Each run also prints the daemons' resident memory after it.
 //!
 //! Two runs: the messages submitted as fast as the webhook API takes them (32 in flight), then
 //! at a fixed offered rate. Each prints accepted/s (the webhook API's answers), delivered/s end
@@ -183,6 +184,17 @@ fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// Resident memory of a process, in MiB.
+fn rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -206,6 +218,11 @@ async fn run(w: &World, label: &str, messages: usize, rate: Option<f64>) -> RunR
         .providers
         .iter()
         .map(|p| p.receiver.commands().len())
+        .collect();
+    let rss_before: Vec<f64> = w
+        .providers
+        .iter()
+        .map(|p| rss_mib(p.bridge.child.id()))
         .collect();
     let cpu_before: Vec<f64> = w
         .providers
@@ -315,6 +332,16 @@ async fn run(w: &World, label: &str, messages: usize, rate: Option<f64>) -> RunR
         per_k.join(", "),
         delivered_in.as_secs_f64()
     );
+    let rss: Vec<String> = w
+        .providers
+        .iter()
+        .zip(&rss_before)
+        .map(|(p, before)| {
+            let now = rss_mib(p.bridge.child.id());
+            format!("{} {now:.1} MiB ({:+.1})", p.domain, now - before)
+        })
+        .collect();
+    println!("   resident memory after the run: {}", rss.join(", "));
     RunResult {
         delivered_per_s,
         p99_ms: p99,
@@ -349,12 +376,19 @@ fn main() {
         .unwrap();
     runtime.block_on(async {
         let w = world(providers, senders, rooms).await;
-        let max = run(&w, "max", messages, None).await;
+        // `RUNS=n`: n runs at the maximum rate, one after the other (memory over a long run).
+        let mut max = run(&w, "max", messages, None).await;
+        for r in 1..env("RUNS", 1) {
+            max = run(&w, &format!("max{r}"), messages, None).await;
+        }
         let rate = std::env::var("RATE")
             .ok()
             .and_then(|r| r.parse::<f64>().ok())
             .unwrap_or(max.delivered_per_s / 2.0)
             .max(1.0);
+        if env("FIXED", 1) == 0 {
+            return;
+        }
         let fixed = run(&w, "fixed", messages, Some(rate)).await;
         // `E2E_LOGS=dir`: each daemon's log lines, for counting what it did (e.g. with
         // `MIMI_TEST_LOG=info,sqlx::query=debug`).

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::is_permanent;
 use crate::mls::{CommitSource, Origin, no_fan_out};
 use crate::protocol::directory::Endpoint;
-use crate::protocol::resync::RESYNC_KIND;
+use crate::protocol::resync::{RESYNC_KIND, RESYNC_QUEUE};
 use crate::protocol::service::{Attempt, LEGACY_KIND, MimiService, ServiceError, malformed};
 use crate::protocol::wire::{
     self, GroupInfoOption, HandshakeBundle, HandshakeBundleBody, MlsMessage, RatchetTreeOption,
@@ -333,6 +333,10 @@ impl MimiService {
         }
         self.settle_own_commit(room, &joiner, commit.as_slice(), response)
             .await?;
+        if item.destination == RESYNC_QUEUE {
+            // A client rejoined: the room's messages that waited for it go now.
+            outbox::hasten(self.store.pool(), room.provider().domain(), room.as_str()).await?;
+        }
         Ok(Attempt::Delivered)
     }
 
