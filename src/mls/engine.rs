@@ -201,7 +201,7 @@ impl ProxyMls {
         views.remove(room.as_str())
     }
 
-    fn view_put(&self, room: &RoomUri, view: PublicView) {
+    pub(super) fn view_put(&self, room: &RoomUri, view: PublicView) {
         let mut views = self.views.lock().unwrap_or_else(|e| e.into_inner());
         if views.len() >= CACHE_CAPACITY
             && let Some(victim) = views.keys().next().cloned()

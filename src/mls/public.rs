@@ -167,6 +167,13 @@ impl ProxyMls {
     /// The room state its public view confirms.
     pub async fn room_state(&self, room: &RoomUri) -> Result<RoomState, MlsError> {
         let _guard = self.lock_room(room).await;
+        // A cached view is the stored one (it goes back to the cache only once its transaction
+        // committed): reading it needs no transaction.
+        if let Some(view) = self.view_take(room) {
+            let state = view.state(room, &self.cp);
+            self.view_put(room, view);
+            return state;
+        }
         let mut tx = self.store.begin().await?;
         let view = self.open_view(&mut tx, room).await?;
         let state = view.state(room, &self.cp)?;
