@@ -1,7 +1,8 @@
 //! A peer that accepts connections and never answers costs the others nothing: three daemons,
 //! a.example hosting a room with b.example and another with c.example; c is killed and its
 //! address taken by a listener that accepts and holds every connection in silence. a's
-//! fan-out to c waits out its time-outs while a's messages to b keep arriving within a second.
+//! fan-out to c and its request for key material of another c user (an invitation) wait out
+//! their time-outs, while a's messages to b keep arriving within a second.
 
 mod common;
 #[path = "common/webhook.rs"]
@@ -99,8 +100,25 @@ async fn a_black_holed_peer_does_not_delay_another() {
         held.len()
     });
 
-    // Messages for c first, each a fan-out that waits for ever; then messages for b.
+    // An invitation of another user of c (its key material is asked of the silent c) and
+    // messages for c first, each a fan-out that waits for ever; then messages for b.
     let all = [&a, &b];
+    a.submit(ConnectorEvent::new(
+        "c2-create",
+        "with-c2",
+        "alice",
+        EventKind::RoomCreated { name: None },
+    ))
+    .await;
+    a.submit(ConnectorEvent::new(
+        "c2-invite",
+        "with-c2",
+        "alice",
+        EventKind::UserInvited {
+            target: UserRef::mimi("mimi://c.example/u/carla"),
+        },
+    ))
+    .await;
     for i in 0..5 {
         a.submit(ConnectorEvent::new(
             format!("to-c-{i}"),

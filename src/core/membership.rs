@@ -7,7 +7,7 @@ use std::time::Duration;
 use mimi_bridge_connector::{ConnectorEvent, UserRef};
 
 use super::events::{CREATOR_ROLE, EXIT_WAIT, MEMBER_ROLE, Outcome, Sender, failed, mls_outcome};
-use super::{Bridge, BridgeError};
+use super::{Bridge, BridgeError, Fetch};
 use crate::mls::{CommitOp, MlsError, UserAddition};
 use crate::protocol::service::ServiceError;
 use crate::protocol::wire::Consent;
@@ -15,7 +15,11 @@ use crate::room::state::BlockReason;
 use crate::store::consents::{self, ConsentState};
 use crate::store::legacy_events::{LegacyEventRecord, Settlement};
 use crate::store::now_ms;
-use crate::uri::{RoomUri, UserUri};
+use crate::uri::{ClientUri, RoomUri, UserUri};
+
+/// How often an invitation whose key material is being fetched looks again (only its room
+/// waits; the fetch wakes the core when it ends).
+const FETCH_POLL: Duration = Duration::from_millis(100);
 
 impl Bridge {
     pub(super) async fn create_room(
@@ -99,11 +103,17 @@ impl Bridge {
             // A legacy user of ours: make sure the bridge runs a client for them.
             self.puppet(target.local()).await?;
         }
-        let key_packages = match self
-            .service
-            .fetch_key_material(&sender.client, &target, room)
-            .await
-        {
+        let fetched = if self.is_local(&target) {
+            self.service
+                .fetch_key_material(&sender.client, &target, room)
+                .await
+        } else {
+            match self.fetched_key_material(head.seq, &sender.client, &target, room) {
+                Some(result) => result,
+                None => return Ok(Outcome::Later(FETCH_POLL)),
+            }
+        };
+        let key_packages = match fetched {
             Ok(kps) => kps,
             Err(ServiceError::Store(e)) => return Err(e.into()),
             Err(e) if self.is_local(&target) => return Ok(failed(e)),
@@ -116,6 +126,42 @@ impl Bridge {
         }];
         self.commit(room, sender, CommitOp::AddUsers(additions), head.seq)
             .await
+    }
+
+    /// The result of fetching `target`'s key material for event `seq`, once a task off the
+    /// core's worker has it; until then `None` (the fetch is started the first time).
+    fn fetched_key_material(
+        &self,
+        seq: i64,
+        requester: &ClientUri,
+        target: &UserUri,
+        room: &RoomUri,
+    ) -> Option<Result<Vec<Vec<u8>>, ServiceError>> {
+        let mut fetches = self.fetches.lock().unwrap_or_else(|e| e.into_inner());
+        match fetches.remove(&seq) {
+            Some(Fetch::Done(result)) => return Some(result),
+            Some(Fetch::Running) => {
+                fetches.insert(seq, Fetch::Running);
+                return None;
+            }
+            None => {}
+        }
+        fetches.insert(seq, Fetch::Running);
+        let (service, fetches, wake) = (
+            self.service.clone(),
+            self.fetches.clone(),
+            self.wake.clone(),
+        );
+        let (requester, target, room) = (requester.clone(), target.clone(), room.clone());
+        tokio::spawn(async move {
+            let result = service.fetch_key_material(&requester, &target, &room).await;
+            fetches
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(seq, Fetch::Done(result));
+            wake.notify_one();
+        });
+        None
     }
 
     /// A remote user's provider gave no key material: ask for consent once, and wait for it

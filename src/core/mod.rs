@@ -75,6 +75,12 @@ impl Default for BridgeOptions {
 /// before it is reported failed.
 const MAX_REBUILDS: u32 = 5;
 
+/// A key-material fetch run for an invitation.
+enum Fetch {
+    Running,
+    Done(Result<Vec<Vec<u8>>, ServiceError>),
+}
+
 /// The bridge core of one daemon and its one connector.
 pub struct Bridge {
     provider: ProviderId,
@@ -83,13 +89,16 @@ pub struct Bridge {
     service: Arc<MimiService>,
     connector: Arc<dyn Connector>,
     options: BridgeOptions,
-    wake: tokio::sync::Notify,
+    wake: Arc<tokio::sync::Notify>,
     /// Legacy rooms whose head event waits (consent, a commit with the hub) until then.
     waiting: Mutex<HashMap<String, Instant>>,
     /// Events whose operation failed, by seq: since when, and how many times.
     failing: Mutex<HashMap<i64, (Instant, u32)>>,
     /// Events whose commits lost epoch races at the hub, by seq: how many times.
     rebuilt: Mutex<HashMap<i64, u32>>,
+    /// Key material being fetched from other providers for invitations, by event seq: run
+    /// off the core's worker, so a provider slow to answer holds up only its own room.
+    fetches: Arc<Mutex<HashMap<i64, Fetch>>>,
     /// Legacy users whose proxy client exists (so carrying their events costs no lookup).
     known_puppets: Mutex<HashSet<String>>,
 }
@@ -109,7 +118,8 @@ impl Bridge {
             service: service.clone(),
             connector,
             options,
-            wake: tokio::sync::Notify::new(),
+            wake: Arc::new(tokio::sync::Notify::new()),
+            fetches: Arc::new(Mutex::new(HashMap::new())),
             waiting: Mutex::new(HashMap::new()),
             failing: Mutex::new(HashMap::new()),
             rebuilt: Mutex::new(HashMap::new()),
