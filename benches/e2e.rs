@@ -22,12 +22,14 @@ mod common;
 #[path = "../tests/common/webhook.rs"]
 mod webhook;
 
+use common::text;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mimi_bridge::mls::bare_member::BareMember;
-use mimi_bridge_connector::{CommandKind, ConnectorEvent, EventKind, MessageContent, UserRef};
+use mimi_bridge_connector::{CommandKind, ConnectorEvent, EventKind, UserRef};
 use webhook::{Provider, Setup, dev_certs, free_port};
 
 fn env(name: &str, default: usize) -> usize {
@@ -52,15 +54,6 @@ struct World {
 }
 
 const DOMAINS: [&str; 3] = ["a.example", "b.example", "c.example"];
-
-fn text(id: &str, body: &str) -> EventKind {
-    EventKind::Message {
-        message_id: id.into(),
-        content: MessageContent::text(body),
-        reply_to: None,
-        expires: None,
-    }
-}
 
 /// The body of a message command, if it is one.
 fn body(command: &mimi_bridge_connector::BridgeCommand) -> Option<&str> {

@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::text;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -153,15 +155,6 @@ impl Harness {
             .unwrap()
             .try_get::<i64, _>("n")
             .unwrap()
-    }
-}
-
-fn text(id: &str, body: &str) -> EventKind {
-    EventKind::Message {
-        message_id: id.into(),
-        content: MessageContent::text(body),
-        reply_to: None,
-        expires: None,
     }
 }
 

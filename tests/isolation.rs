@@ -5,6 +5,8 @@
 //! their time-outs, while a's messages to b keep arriving within a second.
 
 mod common;
+
+use common::text;
 #[path = "common/webhook.rs"]
 mod webhook;
 
@@ -12,15 +14,6 @@ use std::time::{Duration, Instant};
 
 use mimi_bridge_connector::{BridgeCommand, CommandKind, ConnectorEvent, EventKind, UserRef};
 use webhook::{Provider, Setup, dev_certs, free_port};
-
-fn text(id: &str, body: &str) -> EventKind {
-    EventKind::Message {
-        message_id: id.into(),
-        content: mimi_bridge_connector::MessageContent::text(body),
-        reply_to: None,
-        expires: None,
-    }
-}
 
 fn says(commands: &[BridgeCommand], body: &str) -> bool {
     commands

@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::text;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -394,15 +396,6 @@ impl Pair {
                 _ => None,
             })
             .collect()
-    }
-}
-
-fn text(id: &str, body: &str) -> EventKind {
-    EventKind::Message {
-        message_id: id.into(),
-        content: MessageContent::text(body),
-        reply_to: None,
-        expires: None,
     }
 }
 

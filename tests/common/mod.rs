@@ -320,3 +320,13 @@ impl mimi_bridge_connector::Connector for RecordingConnector {
         Ok(delivery)
     }
 }
+
+/// A plain-text legacy message event's kind.
+pub fn text(id: &str, body: &str) -> mimi_bridge_connector::EventKind {
+    mimi_bridge_connector::EventKind::Message {
+        message_id: id.into(),
+        content: mimi_bridge_connector::MessageContent::text(body),
+        reply_to: None,
+        expires: None,
+    }
+}
