@@ -102,6 +102,29 @@ impl Harness {
         (h, room, mallory)
     }
 
+    /// mallory commits (a path update) and the hub accepts it: the room moves on one epoch.
+    async fn mallory_commits(
+        &self,
+        room: &RoomUri,
+        mallory: &mut mimi_bridge::mls::bare_member::BareMember,
+    ) {
+        use mimi_bridge::protocol::wire::UpdateOutcome;
+        let commit = mallory.commit(vec![], vec![], None, true);
+        let answer = self
+            .service
+            .hub_update(
+                room,
+                &ProviderId::new("b.example").unwrap(),
+                common::commit_request(&commit),
+            )
+            .await
+            .unwrap();
+        assert!(
+            matches!(answer.outcome, UpdateOutcome::Success { .. }),
+            "{answer:?}"
+        );
+    }
+
     async fn submit(&self, id: &str, sender: &str, kind: EventKind) -> Accepted {
         self.bridge
             .submit(ConnectorEvent::new(id, "general", sender, kind))
@@ -173,21 +196,11 @@ both_backends!(
 /// daemon) answers it `epochTooOld` as it would a peer's, and it goes again at the new epoch,
 /// same content, which mallory (at the new epoch) can read.
 async fn a_message_overtaken_by_a_commit_is_sent_again_at_the_new_epoch(db: TestDb) {
-    use mimi_bridge::protocol::wire::{UpdateOutcome, split_notify_body};
+    use mimi_bridge::protocol::wire::split_notify_body;
     let (h, room, mut mallory) = Harness::with_mallory(&db).await;
     h.submit("e2", "alice", text("m1", "overtaken")).await;
     h.bridge.run_once().await.unwrap(); // encrypted at epoch 1, not yet delivered
-    let commit = mallory.commit(vec![], vec![], None, true);
-    let answer = h
-        .service
-        .hub_update(
-            &room,
-            &ProviderId::new("b.example").unwrap(),
-            common::commit_request(&commit),
-        )
-        .await
-        .unwrap();
-    assert!(matches!(answer.outcome, UpdateOutcome::Success { .. }));
+    h.mallory_commits(&room, &mut mallory).await;
     for _ in 0..20 {
         h.service.deliver_due().await.unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -218,10 +231,6 @@ async fn a_message_overtaken_by_a_commit_is_sent_again_at_the_new_epoch(db: Test
 }
 
 async fn a_change_whose_commit_loses_an_epoch_race_is_carried_out_again(db: TestDb) {
-    use mimi_bridge::protocol::wire::{
-        GroupInfoOption, HandshakeBundle, HandshakeBundleBody, MlsMessage, PartialGroupInfo,
-        RatchetTreeOption, RatchetTreePresence, UpdateOutcome, UpdateRequest,
-    };
     let (h, room, mut mallory) = Harness::with_mallory(&db).await;
     assert_eq!(h.mls.room_state(&room).await.unwrap().epoch, 1);
 
@@ -236,33 +245,7 @@ async fn a_change_whose_commit_loses_an_epoch_race_is_carried_out_again(db: Test
     .await;
     h.bridge.run_once().await.unwrap();
     // ... while mallory's commit gets there first
-    let commit = mallory.commit(vec![], vec![], None, true);
-    let answer = h
-        .service
-        .hub_update(
-            &room,
-            &ProviderId::new("b.example").unwrap(),
-            UpdateRequest {
-                bundle: HandshakeBundle {
-                    proposal_or_commit: MlsMessage::from_bytes(&commit).unwrap(),
-                    body: HandshakeBundleBody::Commit {
-                        welcome: None,
-                        group_info_option: GroupInfoOption::Partial(PartialGroupInfo {
-                            ratchet_tree_presence: RatchetTreePresence::NoRatchetTree,
-                            group_info_extensions: vec![],
-                            signature: vec![].into(),
-                        }),
-                        ratchet_tree_option: RatchetTreeOption::DistributionService,
-                    },
-                },
-            },
-        )
-        .await
-        .unwrap();
-    assert!(
-        matches!(answer.outcome, UpdateOutcome::Success { .. }),
-        "{answer:?}"
-    );
+    h.mallory_commits(&room, &mut mallory).await;
     // alice's commit is answered wrongEpoch; the rename is carried out again, on epoch 2
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {

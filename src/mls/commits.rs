@@ -7,11 +7,11 @@ use openmls::prelude::*;
 
 use super::clients::client_of;
 use super::engine::{
-    CommitOp, CommitOutput, ProxyMls, UserAddition, cpu_bound, journal, parse_key_package, settle,
+    CommitOp, CommitOutput, ProxyMls, UserAddition, cpu_bound, journal_refusal, parse_key_package,
+    settle,
 };
 use super::error::{MlsError, OpenmlsResult};
 use super::room_sync;
-use crate::room::change::RoomChange;
 use crate::room::handshake::{Change, Handshake, Sender as RoomSender};
 use crate::room::validation::validate_handshake;
 use crate::room::wire::{self, ParticipantListUpdate, UserIndexRolePair, UserRolePair};
@@ -498,15 +498,7 @@ impl ProxyMls {
         if let Some(pending) = &pending {
             self.forget_pending(&mut tx, room, pending).await?;
             if let Some(seq) = pending.legacy_event {
-                // The bridge core reads the refusal from the journal and reports it.
-                let change = RoomChange {
-                    committer: Some(committer.to_string()),
-                    legacy_event: Some(seq),
-                    refused: Some(reason.to_owned()),
-                    retry,
-                    ..Default::default()
-                };
-                journal(&mut tx, room, &change).await?;
+                journal_refusal(&mut tx, room, committer.as_str(), seq, reason, retry).await?;
             }
         }
         if external {

@@ -448,6 +448,26 @@ pub(super) async fn journal(
     Ok(())
 }
 
+/// Journals the hub's refusal of what `committer` sent for legacy event `seq`: the bridge core
+/// reads it and reports it to the legacy sender, or, with `retry`, carries the event out again.
+pub(super) async fn journal_refusal(
+    tx: &mut AnyConnection,
+    room: &RoomUri,
+    committer: &str,
+    seq: i64,
+    reason: &str,
+    retry: bool,
+) -> Result<(), MlsError> {
+    let change = RoomChange {
+        committer: Some(committer.to_owned()),
+        legacy_event: Some(seq),
+        refused: Some(reason.to_owned()),
+        retry,
+        ..Default::default()
+    };
+    journal(tx, room, &change).await
+}
+
 /// A client URI the store holds (`what` says where, for the error).
 pub(super) fn stored_client(uri: &str, what: &str) -> Result<ClientUri, MlsError> {
     ClientUri::from_bytes(uri.as_bytes())

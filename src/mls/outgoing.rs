@@ -8,10 +8,9 @@
 use openmls::prelude::tls_codec::Serialize as _;
 use openmls::prelude::*;
 
-use super::engine::{ProxyMls, journal, stored_client};
+use super::engine::{ProxyMls, journal_refusal, stored_client};
 use super::error::{MlsError, OpenmlsResult};
 use super::room_sync;
-use crate::room::change::RoomChange;
 use crate::room::validation::check_application_message;
 use crate::store::{outbox, outbox_origins};
 use crate::uri::RoomUri;
@@ -139,14 +138,7 @@ impl ProxyMls {
             }
         }
         if let Some(seq) = origin.legacy_event {
-            let change = RoomChange {
-                committer: Some(client.to_string()),
-                legacy_event: Some(seq),
-                refused: Some(reason.to_owned()),
-                retry,
-                ..Default::default()
-            };
-            journal(&mut tx, room, &change).await?;
+            journal_refusal(&mut tx, room, client.as_str(), seq, reason, retry).await?;
         }
         outbox_origins::delete(&mut *tx, outbox_id).await?;
         if let Some(m) = member.as_mut() {
