@@ -310,7 +310,8 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
             config.mimi.code_points.clone(),
             provider.clone(),
         )
-        .with_key_package_pool(config.mls.key_package_pool),
+        .with_key_package_pool(config.mls.key_package_pool)
+        .with_catch_up_bound(config.mls.catch_up_epochs),
     );
     let stop = tokio_util::sync::CancellationToken::new();
     let grace = std::time::Duration::from_secs(config.server.shutdown_grace_seconds);

@@ -37,16 +37,23 @@ impl Harness {
     }
 
     async fn with_options(db: &TestDb, options: BridgeOptions) -> Harness {
+        Harness::build(db, options, mimi_bridge::mls::DEFAULT_CATCH_UP_BOUND).await
+    }
+
+    async fn build(db: &TestDb, options: BridgeOptions, catch_up_bound: u32) -> Harness {
         let store = Store::open_and_migrate(&StoreOptions::new(&db.url))
             .await
             .unwrap();
         let provider = ProviderId::new("a.example").unwrap();
-        let mls = Arc::new(ProxyMls::new(
-            store.clone(),
-            StateKey::from_bytes([2; 32]),
-            ComponentCodePoints::default(),
-            provider.clone(),
-        ));
+        let mls = Arc::new(
+            ProxyMls::new(
+                store.clone(),
+                StateKey::from_bytes([2; 32]),
+                ComponentCodePoints::default(),
+                provider.clone(),
+            )
+            .with_catch_up_bound(catch_up_bound),
+        );
         let service = Arc::new(MimiService::new(provider, store.clone(), mls.clone(), None));
         let connector = Arc::new(RecordingConnector::default());
         let bridge = Bridge::new(
@@ -69,11 +76,28 @@ impl Harness {
     async fn with_mallory(
         db: &TestDb,
     ) -> (Harness, RoomUri, mimi_bridge::mls::bare_member::BareMember) {
+        Harness::add_mallory(Harness::new(db).await, &[]).await
+    }
+
+    /// As [`Harness::with_mallory`], with local users added by alice before mallory.
+    async fn add_mallory(
+        h: Harness,
+        locals: &[&str],
+    ) -> (Harness, RoomUri, mimi_bridge::mls::bare_member::BareMember) {
         use mimi_bridge::mls::UserAddition;
         use mimi_bridge::mls::bare_member::BareMember;
-        let h = Harness::new(db).await;
         h.submit("e1", "alice", EventKind::RoomCreated { name: None })
             .await;
+        for local in locals {
+            h.submit(
+                &format!("add-{local}"),
+                "alice",
+                EventKind::UserAdded {
+                    target: UserRef::legacy(*local),
+                },
+            )
+            .await;
+        }
         h.settle().await;
         let room: RoomUri = ROOM.parse().unwrap();
         let alice = "mimi://a.example/d/alice/bridge".parse().unwrap();
@@ -137,7 +161,13 @@ impl Harness {
         for _ in 0..100 {
             let moved = self.bridge.run_once().await.unwrap();
             self.service.deliver_due().await.unwrap();
-            let pending = outbox::pending(self.store.pool(), None).await.unwrap();
+            // b.example is no daemon here: what the hub fans out to it stays queued.
+            let pending: Vec<_> = outbox::pending(self.store.pool(), None)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|i| i.destination != "b.example")
+                .collect();
             let waiting = legacy_events::heads(self.store.pool(), 1).await.unwrap();
             if !moved && pending.is_empty() && waiting.is_empty() {
                 return;
@@ -145,6 +175,33 @@ impl Harness {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         panic!("the core did not settle");
+    }
+
+    /// mallory processes what the hub fanned out to b.example after the first `seen` rows;
+    /// returns the messages she could read.
+    async fn follow_fan_out(
+        &self,
+        mallory: &mut mimi_bridge::mls::bare_member::BareMember,
+        seen: &mut usize,
+    ) -> Vec<String> {
+        use mimi_bridge::protocol::wire::split_notify_body;
+        use sqlx::Row;
+        let rows =
+            sqlx::query("SELECT body FROM outbox WHERE destination = 'b.example' ORDER BY seq")
+                .fetch_all(self.store.pool())
+                .await
+                .unwrap();
+        let mut read = Vec::new();
+        for row in rows.iter().skip(*seen) {
+            *seen += 1;
+            let body: Vec<u8> = row.try_get("body").unwrap();
+            for m in split_notify_body(&body).unwrap() {
+                if let Ok(Some(plain)) = mallory.process(m.message.as_bytes()) {
+                    read.push(String::from_utf8_lossy(&plain).to_string());
+                }
+            }
+        }
+        read
     }
 
     async fn state_of(&self, event: &str) -> (EventState, Option<String>) {
@@ -190,7 +247,82 @@ both_backends!(
     an_event_that_keeps_failing_is_reported_and_its_room_moves_on,
     a_change_whose_commit_loses_an_epoch_race_is_carried_out_again,
     a_message_overtaken_by_a_commit_is_sent_again_at_the_new_epoch,
+    a_user_silent_while_the_room_moved_on_rejoins_to_speak,
 );
+
+/// The room log keeps 4 epochs. carol (a local user) says nothing while mallory (who follows
+/// the hub's fan-out to b.example, given up on here as b.example is no daemon) commits 8
+/// times: alice, the room's reader, is kept caught up and still reads mallory; carol's client
+/// is too far behind to replay the log, so when carol speaks it rejoins by external commit
+/// first, and mallory, following the fan-out, reads her message.
+async fn a_user_silent_while_the_room_moved_on_rejoins_to_speak(db: TestDb) {
+    use mimi_bridge::protocol::wire::{
+        IdentifierUri, MlsMessage, Protocol, SubmitMessageRequest, SubmitStatus,
+    };
+    use mimi_bridge::store::inbound_messages;
+    let h = Harness::build(&db, BridgeOptions::default(), 4).await;
+    let (h, room, mut mallory) = Harness::add_mallory(h, &["carol"]).await;
+    let mut fanned_out = 0;
+    h.follow_fan_out(&mut mallory, &mut fanned_out).await;
+    let start = h.mls.room_state(&room).await.unwrap().epoch;
+    for _ in 0..8 {
+        h.mallory_commits(&room, &mut mallory).await;
+    }
+    let epoch = h.mls.room_state(&room).await.unwrap().epoch;
+    assert_eq!(epoch, start + 8);
+    // the log holds the last 4 epochs at most
+    let logged: Vec<i64> = {
+        use sqlx::Row;
+        sqlx::query("SELECT DISTINCT epoch FROM room_log WHERE room_id = $1")
+            .bind(ROOM)
+            .fetch_all(h.store.pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.try_get::<i64, _>("epoch").unwrap())
+            .collect()
+    };
+    assert!(
+        logged.iter().all(|e| *e >= epoch as i64 - 4),
+        "log epochs {logged:?} at epoch {epoch}"
+    );
+    // alice, the reader, decrypts mallory's message at the new epoch
+    let answer = h
+        .service
+        .hub_submit(
+            &room,
+            &ProviderId::new("b.example").unwrap(),
+            SubmitMessageRequest {
+                protocol: Protocol::Mls10,
+                app_message: MlsMessage::from_bytes(&mallory.encrypt(b"still there?")).unwrap(),
+                sending_uri: IdentifierUri::new("mimi://b.example/u/mallory"),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(answer.status, SubmitStatus::Accepted { .. }),
+        "{answer:?}"
+    );
+    let stored = inbound_messages::list(h.store.pool(), ROOM, 0)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1, "alice read mallory's message: {stored:?}");
+    // carol speaks: her client rejoins, then her message goes
+    h.submit("e3", "carol", text("c1", "back after a while"))
+        .await;
+    h.settle().await;
+    assert_eq!(h.state_of("e3").await.0, EventState::Done);
+    assert!(h.failures().is_empty(), "{:?}", h.failures());
+    let read = h.follow_fan_out(&mut mallory, &mut fanned_out).await;
+    assert_eq!(read.len(), 1, "{read:?}");
+    assert!(read[0].contains("back after a while"), "{read:?}");
+    assert_eq!(
+        h.mls.room_state(&room).await.unwrap().epoch,
+        epoch + 1,
+        "carol's rejoin is one external commit"
+    );
+}
 
 /// alice's message waits in the outbox while mallory's commit moves the room on: the hub (this
 /// daemon) answers it `epochTooOld` as it would a peer's, and it goes again at the new epoch,

@@ -1,6 +1,7 @@
-//! A peer that accepts connections and never answers costs the others nothing: three daemons,
-//! a.example hosting a room with b.example and another with c.example; c is killed and its
-//! address taken by a listener that accepts and holds every connection in silence. a's
+//! A peer that accepts connections and never answers, or answers 500, costs the others nothing:
+//! three daemons, a.example hosting a room with b.example and another with c.example; c is
+//! killed and its address taken by a listener that accepts and holds every connection in
+//! silence (or by one that answers every request 500). a's
 //! fan-out to c and its request for key material of another c user (an invitation) wait out
 //! their time-outs, while a's messages to b keep arriving within a second.
 
@@ -55,6 +56,54 @@ async fn room_with(a: &Provider, at: &Provider, all: &[&Provider], room: &str, i
 
 #[tokio::test]
 async fn a_black_holed_peer_does_not_delay_another() {
+    with_c_failing(Failure::Silent).await;
+}
+
+/// The same with c answering every request `500 Internal Server Error` (over its real TLS
+/// identity): its queue backs off and its circuit opens, b's messages go on.
+#[tokio::test]
+async fn a_peer_answering_500_does_not_delay_another() {
+    with_c_failing(Failure::ServerError).await;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Failure {
+    /// Accepts connections and never answers.
+    Silent,
+    /// Answers every request 500.
+    ServerError,
+}
+
+/// Serves c's address with a MIMI listener (c's certificate, mutual TLS) whose every answer
+/// is 500; counts the requests.
+async fn serve_500(
+    certs: &std::path::Path,
+    port: u16,
+) -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
+    use mimi_bridge::protocol::{listener::MimiListener, tls};
+    let identity =
+        tls::TlsIdentity::load(&certs.join("c.example.pem"), &certs.join("c.example.key")).unwrap();
+    let roots = tls::load_trust_anchors(&certs.join("ca.pem")).unwrap();
+    let config = tls::server_config(&identity, roots).unwrap();
+    let listener = MimiListener::bind(([127, 0, 0, 1], port).into(), config)
+        .await
+        .expect("take c's address");
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
+    let router = axum::Router::new().fallback(move || {
+        seen.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        async {
+            (
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "down for maintenance",
+            )
+        }
+    });
+    tokio::spawn(listener.serve(router, std::future::pending(), Duration::from_secs(1)));
+    count
+}
+
+async fn with_c_failing(failure: Failure) {
     let dir = tempfile::tempdir().unwrap();
     let certs = dev_certs(dir.path(), &["a.example", "b.example", "c.example"]);
     let (pa, pb, pc) = (free_port(), free_port(), free_port());
@@ -77,21 +126,27 @@ async fn a_black_holed_peer_does_not_delay_another() {
     // c goes silent: its daemon dies and a listener that never answers takes its address.
     c.bridge.child.kill().unwrap();
     c.bridge.child.wait().unwrap();
-    let hole = std::net::TcpListener::bind(("127.0.0.1", pc)).expect("take c's address");
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let stop = done.clone();
-    let held = std::thread::spawn(move || {
-        let mut held = Vec::new();
-        hole.set_nonblocking(true).unwrap();
-        let until = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < until && !stop.load(std::sync::atomic::Ordering::Relaxed) {
-            match hole.accept() {
-                Ok((socket, _)) => held.push(socket),
-                Err(_) => std::thread::sleep(Duration::from_millis(10)),
-            }
+    let (held, answered) = match failure {
+        Failure::Silent => {
+            let hole = std::net::TcpListener::bind(("127.0.0.1", pc)).expect("take c's address");
+            let stop = done.clone();
+            let held = std::thread::spawn(move || {
+                let mut held = Vec::new();
+                hole.set_nonblocking(true).unwrap();
+                let until = Instant::now() + Duration::from_secs(60);
+                while Instant::now() < until && !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    match hole.accept() {
+                        Ok((socket, _)) => held.push(socket),
+                        Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                    }
+                }
+                held.len()
+            });
+            (Some(held), None)
         }
-        held.len()
-    });
+        Failure::ServerError => (None, Some(serve_500(&certs, pc).await)),
+    };
 
     // An invitation of another user of c (its key material is asked of the silent c) and
     // messages for c first, each a fan-out that waits for ever; then messages for b.
@@ -139,9 +194,13 @@ async fn a_black_holed_peer_does_not_delay_another() {
     }
     assert!(
         worst < Duration::from_secs(1),
-        "a message to b took {worst:?} while c was black-holed"
+        "a message to b took {worst:?} while c was failing ({failure:?})"
     );
     done.store(true, std::sync::atomic::Ordering::Relaxed);
-    let held = held.join().unwrap();
-    assert!(held > 0, "a never tried to reach the silent c");
+    let tried = match (held, answered) {
+        (Some(held), _) => held.join().unwrap(),
+        (_, Some(answered)) => answered.load(std::sync::atomic::Ordering::Relaxed),
+        _ => unreachable!(),
+    };
+    assert!(tried > 0, "a never tried to reach c");
 }

@@ -79,7 +79,67 @@ both_backends!(
     key_packages_are_single_use_and_replenished,
     a_commit_the_hub_refuses_is_discarded,
     a_leaving_users_cached_proposals_are_committed_next,
+    other_writers_go_on_while_a_commit_is_built,
 );
+
+/// An operation does its MLS work (here a commit adding 20 users, one HPKE encryption each)
+/// before it takes the store's write lock, which on SQLite is the whole database's: another
+/// writer commits meanwhile, and nothing of the commit is written until it goes on.
+async fn other_writers_go_on_while_a_commit_is_built(db: TestDb) {
+    let a = std::sync::Arc::new(engine(&db, "a.example").await);
+    let alice = client("mimi://a.example/d/alice/bridge");
+    a.create_client(&alice).await.unwrap();
+    a.create_room(&room(), &alice, ADMIN).await.unwrap();
+    let mut additions = Vec::new();
+    for i in 0..20 {
+        let c = client(&format!("mimi://a.example/d/u{i}/bridge"));
+        a.create_client(&c).await.unwrap();
+        additions.push(UserAddition {
+            user: user(&format!("mimi://a.example/u/u{i}")),
+            role: ORDINARY,
+            key_packages: vec![a.key_package(&c).await.unwrap()],
+        });
+    }
+    let paused = a.pause_before_writing();
+    let task = {
+        let (a, alice) = (a.clone(), alice.clone());
+        tokio::spawn(async move { a.add_users(&room(), &alice, &additions).await })
+    };
+    paused.reached.await.unwrap();
+    let mut tx = a.store().begin().await.unwrap();
+    outbox::enqueue(
+        &mut *tx,
+        &outbox::OutboxRecord {
+            id: "another-writer".into(),
+            room_id: None,
+            destination: "c.example".into(),
+            kind: "message".into(),
+            sender: None,
+            body: b"meanwhile".to_vec(),
+            attempts: 0,
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let pending = || async {
+        pending_commits::get(a.store().pool(), room().as_str(), alice.as_str())
+            .await
+            .unwrap()
+    };
+    assert!(
+        pending().await.is_none(),
+        "nothing written before the write phase"
+    );
+    paused.resume.send(()).unwrap();
+    let out = task.await.unwrap().unwrap();
+    assert!(out.welcome.is_some());
+    assert!(pending().await.is_some());
+    assert_eq!(
+        outbox::pending(a.store().pool(), None).await.unwrap().len(),
+        2
+    );
+}
 
 async fn two_proxy_clients_of_one_daemon_share_a_group(db: TestDb) {
     let a = engine(&db, "a.example").await;

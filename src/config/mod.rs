@@ -131,6 +131,9 @@ pub struct MlsConfig {
     pub state_key_file: PathBuf,
     /// Single-use key packages each proxy client keeps ready (plus one last-resort package).
     pub key_package_pool: usize,
+    /// Epochs of each room's log kept for local clients to catch up from; a client further
+    /// behind (a user who stayed silent while the room changed) rejoins by external commit.
+    pub catch_up_epochs: u32,
 }
 
 impl Default for MlsConfig {
@@ -138,6 +141,7 @@ impl Default for MlsConfig {
         MlsConfig {
             state_key_file: PathBuf::from("data/state.key"),
             key_package_pool: 8,
+            catch_up_epochs: 256,
         }
     }
 }
@@ -407,6 +411,15 @@ impl Config {
                 format!(
                     "must be between 1 and 1000, got {}",
                     self.mls.key_package_pool
+                ),
+            ));
+        }
+        if !(2..=100_000).contains(&self.mls.catch_up_epochs) {
+            return Err(invalid(
+                "mls.catch_up_epochs",
+                format!(
+                    "must be between 2 and 100000, got {}",
+                    self.mls.catch_up_epochs
                 ),
             ));
         }

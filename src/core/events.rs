@@ -28,6 +28,9 @@ pub(super) const EXIT_WAIT: Duration = Duration::from_secs(30);
 /// Events of one room carried out in a row before the worker looks at the other rooms.
 const EVENTS_PER_TURN: usize = 256;
 
+/// How long an event waits for its sender's client to rejoin a room before it is tried again.
+const REJOIN_WAIT: Duration = Duration::from_millis(500);
+
 /// Messages sent in one transaction at most.
 const RUN_LENGTH: i64 = 64;
 
@@ -48,17 +51,39 @@ pub(super) fn failed(e: impl std::fmt::Display) -> Outcome {
     Outcome::Failed(e.to_string())
 }
 
-/// MLS errors that a later attempt may not meet; the others mean the event cannot be carried.
-pub(super) fn mls_outcome(e: MlsError) -> Result<Outcome, BridgeError> {
-    match e {
-        MlsError::Store(_) | MlsError::Database(_) | MlsError::Injected(_) => Err(e.into()),
-        // The room's rules said no: their reason is written for people.
-        MlsError::Rejected { rejection, .. } => Ok(failed(rejection.reason)),
-        other => Ok(failed(other)),
-    }
-}
-
 impl Bridge {
+    /// MLS errors that a later attempt may not meet; the others mean the event cannot be
+    /// carried.
+    pub(super) async fn mls_outcome(&self, e: MlsError) -> Result<Outcome, BridgeError> {
+        match e {
+            MlsError::Store(_) | MlsError::Database(_) | MlsError::Injected(_) => Err(e.into()),
+            // The room's rules said no: their reason is written for people.
+            MlsError::Rejected { rejection, .. } => Ok(failed(rejection.reason)),
+            // The user's proxy client was idle while the room moved on further than its log
+            // keeps: it rejoins, and the event goes once it has.
+            MlsError::Behind {
+                room,
+                client,
+                epoch,
+                room_epoch,
+            } => {
+                let (Ok(room), Ok(client)) = (room.parse::<RoomUri>(), client.parse()) else {
+                    return Ok(failed(format!("{room}: {client} cannot rejoin")));
+                };
+                self.service
+                    .request_rejoin(
+                        &room,
+                        &client,
+                        room_epoch as u64,
+                        &format!("its client stood at epoch {epoch}, the room at {room_epoch}"),
+                    )
+                    .await?;
+                Ok(Outcome::Later(REJOIN_WAIT))
+            }
+            other => Ok(failed(other)),
+        }
+    }
+
     /// Carries out the head event of every room that is not waiting. Returns whether any
     /// event was settled.
     pub(super) async fn process_events(&self) -> Result<bool, BridgeError> {
@@ -480,7 +505,7 @@ impl Bridge {
                 self.service.wake();
                 Ok(Outcome::Settled)
             }
-            Err(e) => mls_outcome(e),
+            Err(e) => self.mls_outcome(e).await,
         }
     }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use mimi_bridge_connector::{ConnectorEvent, UserRef};
 
-use super::events::{CREATOR_ROLE, EXIT_WAIT, MEMBER_ROLE, Outcome, Sender, failed, mls_outcome};
+use super::events::{CREATOR_ROLE, EXIT_WAIT, MEMBER_ROLE, Outcome, Sender, failed};
 use super::{Bridge, BridgeError, Fetch};
 use crate::mls::{CommitOp, MlsError, UserAddition};
 use crate::protocol::service::ServiceError;
@@ -53,7 +53,7 @@ impl Bridge {
             Err(MlsError::RoomExists(_)) => Ok(failed(format!(
                 "{room} exists already and is bridged to another legacy room"
             ))),
-            Err(e) => mls_outcome(e),
+            Err(e) => self.mls_outcome(e).await,
         }
     }
 
@@ -270,7 +270,7 @@ impl Bridge {
                 self.service.wake();
                 Ok(Outcome::Settled)
             }
-            Err(e) => mls_outcome(e),
+            Err(e) => self.mls_outcome(e).await,
         }
     }
 
@@ -315,7 +315,7 @@ impl Bridge {
                 self.service.wake();
                 Ok(Outcome::Settled)
             }
-            Err(e) => mls_outcome(e),
+            Err(e) => self.mls_outcome(e).await,
         }
     }
 }

@@ -135,9 +135,7 @@ impl ProxyMls {
         let _guard = self.lock_room(room).await;
         let mut tx = self.store.begin().await?;
         let rg = self.room_group(&mut tx, room).await?;
-        let mut m = self
-            .open_member(&mut tx, room, &rg.group_id, client)
-            .await?;
+        let mut m = self.open_member(&mut tx, room, &rg, client).await?;
         let state = room_sync::member_room_state(&m.group, room, &self.cp)?;
         let user = m.identity.user.clone();
         let mut messages = Vec::new();
@@ -252,9 +250,11 @@ impl ProxyMls {
         plan: StagePlan,
     ) -> Result<CommitOutput, MlsError> {
         let _guard = self.lock_room(room).await;
-        let mut tx = self.store.begin().await?;
-        let rg = self.room_group(&mut tx, room).await?;
-        if pending_commits::get(&mut *tx, room.as_str(), committer.as_str())
+        // Read and compute without the store's write lock (see `write_phase`): building a
+        // commit that adds many clients is the heaviest MLS step there is.
+        let mut conn = self.store.pool().acquire().await?;
+        let rg = self.room_group(&mut conn, room).await?;
+        if pending_commits::get(&mut *conn, room.as_str(), committer.as_str())
             .await?
             .is_some()
         {
@@ -263,9 +263,7 @@ impl ProxyMls {
                 reason: format!("{committer} already has a commit waiting for the hub in {room}"),
             });
         }
-        let mut m = self
-            .open_member(&mut tx, room, &rg.group_id, committer)
-            .await?;
+        let mut m = self.open_member(&mut conn, room, &rg, committer).await?;
         let state = room_sync::member_room_state(&m.group, room, &self.cp)?;
         let mut proposals = Vec::new();
         let mut list_update = plan.list_update;
@@ -401,6 +399,8 @@ impl ProxyMls {
             .map(|gi| MlsMessageOut::from(gi).tls_serialize_detached())
             .transpose()
             .during("encode GroupInfo")?;
+        drop(conn);
+        let mut tx = self.write_phase().await?;
         let commit_hash = mls_blobs::put(&mut tx, &commit).await?;
         let welcome_hash = match &welcome {
             Some(w) => Some(mls_blobs::put(&mut tx, w).await?),
@@ -487,9 +487,7 @@ impl ProxyMls {
         let external = pending.as_ref().is_some_and(|p| p.external);
         let mut member = None;
         if !external {
-            let mut m = self
-                .open_member(&mut tx, room, &rg.group_id, committer)
-                .await?;
+            let mut m = self.open_member(&mut tx, room, &rg, committer).await?;
             m.group
                 .clear_pending_commit(m.ws.provider().storage())
                 .during("clear pending commit")?;

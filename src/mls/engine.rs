@@ -7,9 +7,10 @@
 //! Proxy clients ([`super::member`]) hold only their own keys: they catch up from the room log
 //! when they must encrypt, decrypt or commit, and can be replaced when their user comes back.
 //!
-//! Each operation runs in one database transaction: load what it needs, do the MLS step, check
-//! it through the room core, then write the changed state, the room log, the outbox rows and the
-//! room's epoch together. A failure anywhere (including an injected one, see
+//! Each operation loads what it needs and does the MLS step under the room's lock but outside
+//! the store's write lock, checks it through the room core, then writes the changed state, the
+//! room log, the outbox rows and the room's epoch in one transaction
+//! ([`ProxyMls::write_phase`]). A failure anywhere (including an injected one, see
 //! [`ProxyMls::inject_fault`]) rolls the whole operation back, so the store always holds the
 //! state after the last operation that completed, and a failed operation can be retried.
 //!
@@ -90,6 +91,14 @@ impl StorageReport {
     }
 }
 
+/// An operation stopped by [`ProxyMls::pause_before_writing`].
+pub struct PausedOperation {
+    /// Fires when the operation has done its MLS work and waits.
+    pub reached: tokio::sync::oneshot::Receiver<()>,
+    /// Lets it go on (dropping it does too).
+    pub resume: tokio::sync::oneshot::Sender<()>,
+}
+
 /// A member opened for an operation.
 pub(super) struct Opened {
     pub(super) identity: ClientIdentity,
@@ -110,8 +119,16 @@ pub struct ProxyMls {
     pub(super) cp: ComponentCodePoints,
     pub(super) provider: ProviderId,
     pub(super) pool_size: usize,
+    /// How many epochs of the room log are kept for members to catch up from.
+    pub(super) catch_up_bound: i64,
     room_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     fault: Mutex<Option<&'static str>>,
+    pause: Mutex<
+        Option<(
+            tokio::sync::oneshot::Sender<()>,
+            tokio::sync::oneshot::Receiver<()>,
+        )>,
+    >,
     /// Members opened by earlier operations, as the store holds them: saves reloading and
     /// re-parsing their state on every message. An operation takes its member out and puts
     /// it back only after its transaction committed, so a failure leaves nothing stale.
@@ -119,6 +136,9 @@ pub struct ProxyMls {
     /// Public views opened by earlier operations, kept the same way.
     pub(super) views: Mutex<HashMap<String, PublicView>>,
 }
+
+/// Epochs of room log kept for catching up, unless configured.
+pub const DEFAULT_CATCH_UP_BOUND: u32 = 256;
 
 /// How many opened members the cache keeps.
 const CACHE_CAPACITY: usize = 512;
@@ -141,8 +161,10 @@ impl ProxyMls {
             cp,
             provider,
             pool_size: 8,
+            catch_up_bound: DEFAULT_CATCH_UP_BOUND as i64,
             room_locks: Mutex::new(HashMap::new()),
             fault: Mutex::new(None),
+            pause: Mutex::new(None),
             cache: Mutex::new(HashMap::new()),
             views: Mutex::new(HashMap::new()),
         }
@@ -151,6 +173,14 @@ impl ProxyMls {
     /// How many single-use key packages each proxy client keeps ready.
     pub fn with_key_package_pool(mut self, size: usize) -> ProxyMls {
         self.pool_size = size;
+        self
+    }
+
+    /// How many epochs of a room's log are kept for local members to catch up from (at
+    /// least 2). A member further behind rejoins by external commit; the room's reader is
+    /// kept within half of it as commits are applied, so it never has to.
+    pub fn with_catch_up_bound(mut self, epochs: u32) -> ProxyMls {
+        self.catch_up_bound = i64::from(epochs.max(2));
         self
     }
 
@@ -165,6 +195,33 @@ impl ProxyMls {
     /// Makes the next operation that reaches `point` fail there, as a crash would.
     pub fn inject_fault(&self, point: &'static str) {
         *self.fault.lock().unwrap_or_else(|e| e.into_inner()) = Some(point);
+    }
+
+    /// Makes the next operation that has done its MLS work stop before it takes the store's
+    /// write lock, until the test resumes it: shows that other writers go on meanwhile.
+    pub fn pause_before_writing(&self) -> PausedOperation {
+        let (reached_tx, reached) = tokio::sync::oneshot::channel();
+        let (resume, resume_rx) = tokio::sync::oneshot::channel();
+        *self.pause.lock().unwrap_or_else(|e| e.into_inner()) = Some((reached_tx, resume_rx));
+        PausedOperation { reached, resume }
+    }
+
+    /// The write phase of an operation: its MLS work is done (read from the store without a
+    /// write lock, computed under the room's lock), and now its results are written in one
+    /// transaction. On SQLite the transaction holds the database's only write lock, so a long
+    /// MLS step (a commit adding a thousand clients, a long catch-up) done inside it would
+    /// stall every other writer; done before it, it stalls only its own room. The room lock
+    /// keeps this process's other operations on the room out meanwhile, and commits check the
+    /// room's epoch where they write it.
+    pub(super) async fn write_phase(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, MlsError> {
+        let armed = self.pause.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some((reached, resume)) = armed {
+            let _ = reached.send(());
+            let _ = resume.await;
+        }
+        Ok(self.store.begin().await?)
     }
 
     pub(super) fn fault(&self, point: &'static str) -> Result<(), MlsError> {

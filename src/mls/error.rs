@@ -38,6 +38,16 @@ pub enum MlsError {
     },
     #[error("the Welcome into {0} welcomes none of this provider's clients")]
     WelcomeNotForUs(String),
+    #[error(
+        "room {room}: proxy client {client} stands at epoch {epoch}, too far behind the room's \
+         epoch {room_epoch} to catch up from the room log: it has to rejoin"
+    )]
+    Behind {
+        room: String,
+        client: String,
+        epoch: i64,
+        room_epoch: i64,
+    },
     #[error("injected failure at {0}")]
     Injected(&'static str),
 }

@@ -24,7 +24,7 @@ use crate::room::state::RoomState;
 use crate::room::validation::{Rejection, validate_handshake};
 use crate::store::hub_accepted::{self, Accepted};
 use crate::store::room_log::{self, LogKind};
-use crate::store::{mls_blobs, outbox, pending_commits, room_groups};
+use crate::store::{mls_blobs, outbox, pending_commits, room_groups, room_proxy_members};
 use crate::uri::{ClientUri, RoomUri};
 
 /// What applying a handshake did, for the fan-out and the caller.
@@ -186,8 +186,9 @@ impl ProxyMls {
         fan_out: FanOut<'_>,
     ) -> Result<Applied, MlsError> {
         let _guard = self.lock_room(room).await;
-        let mut tx = self.store.begin().await?;
-        let mut view = self.open_view(&mut tx, room).await?;
+        // Read and compute without the store's write lock (see `write_phase`).
+        let mut conn = self.store.pool().acquire().await?;
+        let mut view = self.open_view(&mut conn, room).await?;
         let before = view.state(room, &self.cp)?;
         let epoch = view.epoch();
         let reject = |rejection| MlsError::Rejected {
@@ -248,7 +249,9 @@ impl ProxyMls {
             admission::check_leaf_identity(&view.group, &sender, Some(&leaf)).map_err(reject)?;
         }
         let adds = admission::add_claims(view.ws.provider(), &queued)?;
-        admission::check_adds(&mut tx, origin, &self.provider, room, &adds).await?;
+        admission::check_adds(&mut conn, origin, &self.provider, room, &adds).await?;
+        drop(conn);
+        let mut tx = self.write_phase().await?;
         let known: Vec<_> = view
             .pending()?
             .iter()
@@ -334,21 +337,24 @@ impl ProxyMls {
         let protocol = protocol_message(commit)?;
         let hash = mls_blobs::hash(commit);
         let _guard = self.lock_room(room).await;
-        let mut tx = self.store.begin().await?;
-        let rg = self.room_group(&mut tx, room).await?;
-        let own = pending_commits::by_commit(&mut *tx, room.as_str(), &hash).await?;
+        // Read and compute without the store's write lock (see `write_phase`).
+        let mut conn = self.store.pool().acquire().await?;
+        let rg = self.room_group(&mut conn, room).await?;
+        let own = pending_commits::by_commit(&mut *conn, room.as_str(), &hash).await?;
         let own = match own {
-            Some(client) => pending_commits::get(&mut *tx, room.as_str(), &client).await?,
+            Some(client) => pending_commits::get(&mut *conn, room.as_str(), &client).await?,
             None => None,
         };
         // Our own external commit into a room we have no view of: the joined client's group
         // is the view.
         if let Some(pending) = own.as_ref().filter(|p| p.external)
-            && self.view_missing(&mut tx, room, &rg).await?
+            && self.view_missing(&mut conn, room, &rg).await?
         {
+            drop(conn);
+            let tx = self.write_phase().await?;
             return self.accept_own_join(tx, room, &rg, pending, source).await;
         }
-        let mut view = self.open_view(&mut tx, room).await?;
+        let mut view = self.open_view(&mut conn, room).await?;
         let before = view.state(room, &self.cp)?;
         let epoch = view.epoch();
         // A commit of an epoch this view has passed: from the hub, one applied already (our
@@ -357,14 +363,14 @@ impl ProxyMls {
         if protocol.epoch().as_u64() < epoch
             && (matches!(source.origin, Origin::Hub)
                 || room_log::contains(
-                    &mut *tx,
+                    &mut *conn,
                     room.as_str(),
                     protocol.epoch().as_u64() as i64,
                     &hash,
                 )
                 .await?)
         {
-            self.finish(tx, room, None, Some(view)).await?;
+            self.view_put(room, view);
             return Ok(Applied {
                 epoch: protocol.epoch().as_u64(),
                 after: before.clone(),
@@ -432,16 +438,14 @@ impl ProxyMls {
             admission::check_leaf_identity(&view.group, &sender, Some(&leaf)).map_err(reject)?;
         }
         let adds = admission::add_claims(view.ws.provider(), staged.queued_proposals())?;
-        admission::check_adds(&mut tx, source.origin, &self.provider, room, &adds).await?;
+        admission::check_adds(&mut conn, source.origin, &self.provider, room, &adds).await?;
         let removes = removes_members(&staged);
         // Our own commit: the committer's pending commit merges with it (opened before the
         // commit enters the room log, which the member must not replay).
         let mut member = None;
         if let Some(pending) = own.as_ref().filter(|p| !p.external) {
             let client = stored_client(&pending.client_uri, "the committer of a pending commit")?;
-            let mut m = self
-                .open_member(&mut tx, room, &rg.group_id, &client)
-                .await?;
+            let mut m = self.open_member(&mut conn, room, &rg, &client).await?;
             if m.group.pending_commit().is_none() || m.epoch != pending.epoch {
                 return Err(MlsError::Corrupt(format!(
                     "{client} in {room}: its pending commit of epoch {} does not match its group \
@@ -456,14 +460,19 @@ impl ProxyMls {
             m.next_seq = 0;
             member = Some(m);
         }
+        let mut reader = self
+            .reader_to_catch_up(&mut conn, room, &rg, epoch, member.as_ref())
+            .await?;
         view.group
             .merge_commit(view.ws.provider().storage(), staged)
             .during("merge commit into the public view")?;
         let after = view.state(room, &self.cp)?;
         self.fault("after-mls-step")?;
+        drop(conn);
+        let mut tx = self.write_phase().await?;
+        room_groups::set_epoch(&mut *tx, room.as_str(), rg.epoch, epoch as i64 + 1).await?;
         mls_blobs::put(&mut tx, commit).await?;
         room_log::append(&mut tx, room.as_str(), epoch as i64, LogKind::Commit, &hash).await?;
-        room_groups::set_epoch(&mut *tx, room.as_str(), rg.epoch, epoch as i64 + 1).await?;
         record_acceptance(
             &mut tx,
             room,
@@ -526,9 +535,52 @@ impl ProxyMls {
         if let Some(m) = member.as_mut() {
             self.save_member(&mut tx, room, m).await?;
         }
+        if let Some(r) = reader.as_mut() {
+            self.save_member(&mut tx, room, r).await?;
+        }
         self.prune_log(&mut tx, room).await?;
         self.finish(tx, room, member, Some(view)).await?;
+        if let Some(mut r) = reader.filter(|r| r.group.is_active()) {
+            r.ws.mark_persisted()?;
+            self.cache_put(room, r);
+        }
         Ok(applied)
+    }
+
+    /// The room's reader decrypts every message for this provider's users, so it must never
+    /// fall behind the room log ([`ProxyMls::with_catch_up_bound`]): once it is half the bound
+    /// behind, a commit catches it up (before the write lock, like the rest of the commit's
+    /// MLS work). Other members catch up when they act, or rejoin.
+    async fn reader_to_catch_up(
+        &self,
+        conn: &mut AnyConnection,
+        room: &RoomUri,
+        rg: &room_groups::RoomGroupRecord,
+        epoch: u64,
+        committer: Option<&Opened>,
+    ) -> Result<Option<Opened>, MlsError> {
+        let Some(reader) = rg.reader_client.as_deref() else {
+            return Ok(None);
+        };
+        if committer.is_some_and(|m| m.identity.client.as_str() == reader) {
+            return Ok(None);
+        }
+        let Some(record) = room_proxy_members::get(&mut *conn, room.as_str(), reader).await? else {
+            return Ok(None);
+        };
+        if (epoch as i64) - record.state_epoch < self.catch_up_bound / 2 {
+            return Ok(None);
+        }
+        let client = stored_client(reader, "the reader of a room")?;
+        match self.open_member(conn, room, rg, &client).await {
+            Ok(m) => Ok(Some(m)),
+            Err(e @ (MlsError::Store(_) | MlsError::Database(_))) => Err(e),
+            // The commit is the room's, not the reader's: it is applied all the same.
+            Err(e) => {
+                tracing::warn!(%room, %client, error = %e, "the room's reader could not catch up");
+                Ok(None)
+            }
+        }
     }
 
     async fn view_missing(

@@ -26,11 +26,12 @@ impl ProxyMls {
         &self,
         tx: &mut AnyConnection,
         room: &RoomUri,
-        group_id: &[u8],
+        rg: &room_groups::RoomGroupRecord,
         client: &ClientUri,
     ) -> Result<Opened, MlsError> {
+        let group_id = rg.group_id.as_slice();
         if let Some(mut m) = self.cache_take(room, client) {
-            self.catch_up(tx, room, &mut m).await?;
+            self.catch_up(tx, room, rg.epoch, &mut m).await?;
             return Ok(m);
         }
         let identity = clients::load(&mut *tx, &self.key, client).await?;
@@ -68,18 +69,30 @@ impl ProxyMls {
             stored_at: (!record.dormant).then_some((record.state_epoch, record.next_seq)),
             released_welcome,
         };
-        self.catch_up(tx, room, &mut opened).await?;
+        self.catch_up(tx, room, rg.epoch, &mut opened).await?;
         Ok(opened)
     }
 
-    /// Replays the room log from where the member's stored state stands.
+    /// Replays the room log from where the member's stored state stands. The log holds a
+    /// bounded number of epochs ([`ProxyMls::with_catch_up_bound`]): a member further behind
+    /// (a user who never spoke while the room moved on) cannot replay it and rejoins instead
+    /// ([`MlsError::Behind`]).
     pub(super) async fn catch_up(
         &self,
         tx: &mut AnyConnection,
         room: &RoomUri,
+        room_epoch: i64,
         m: &mut Opened,
     ) -> Result<(), MlsError> {
         let entries = room_log::since(&mut *tx, room.as_str(), m.epoch).await?;
+        if m.epoch < room_epoch && entries.first().map(|e| e.epoch) != Some(m.epoch) {
+            return Err(MlsError::Behind {
+                room: room.to_string(),
+                client: m.identity.client.to_string(),
+                epoch: m.epoch,
+                room_epoch,
+            });
+        }
         for entry in entries {
             if entry.epoch == m.epoch && entry.seq < m.next_seq {
                 continue;
@@ -221,20 +234,23 @@ impl ProxyMls {
     }
 
     /// Drops the room log before the epoch every local member has reached (all of it before
-    /// the current epoch when no local member is left), with its blobs. The current epoch's
-    /// proposals stay: external joiners need them.
+    /// the current epoch when no local member is left), and in any case before the last
+    /// [`ProxyMls::with_catch_up_bound`] epochs, with its blobs. The current epoch's proposals
+    /// stay: external joiners need them.
     pub(super) async fn prune_log(
         &self,
         tx: &mut AnyConnection,
         room: &RoomUri,
     ) -> Result<(), MlsError> {
-        let current = room_groups::get(&mut *tx, room.as_str())
+        let Some(current) = room_groups::get(&mut *tx, room.as_str())
             .await?
-            .map(|rg| rg.epoch);
-        let members = room_proxy_members::min_state_epoch(&mut *tx, room.as_str()).await?;
-        let Some(min_epoch) = [current, members].into_iter().flatten().min() else {
+            .map(|rg| rg.epoch)
+        else {
             return Ok(());
         };
+        let members = room_proxy_members::min_state_epoch(&mut *tx, room.as_str()).await?;
+        let kept_from = members.unwrap_or(current).min(current);
+        let min_epoch = kept_from.max(current - self.catch_up_bound);
         for hash in room_log::prune_before(&mut *tx, room.as_str(), min_epoch).await? {
             mls_blobs::delete_if_unreferenced(&mut *tx, &hash).await?;
         }

@@ -63,11 +63,9 @@ impl ProxyMls {
         settlements: &[Settlement],
     ) -> Result<Vec<Vec<u8>>, MlsError> {
         let _guard = self.lock_room(room).await;
-        let mut tx = self.store.begin().await?;
-        let rg = self.room_group(&mut tx, room).await?;
-        let mut m = self
-            .open_member(&mut tx, room, &rg.group_id, sender)
-            .await?;
+        let mut conn = self.store.pool().acquire().await?;
+        let rg = self.room_group(&mut conn, room).await?;
+        let mut m = self.open_member(&mut conn, room, &rg, sender).await?;
         let state = room_sync::member_room_state(&m.group, room, &self.cp)?;
         check_application_message(&state, sender).map_err(|rejection| MlsError::Rejected {
             room: room.to_string(),
@@ -82,6 +80,8 @@ impl ProxyMls {
             out.push(message.tls_serialize_detached().during("encode message")?);
         }
         self.fault("after-mls-step")?;
+        drop(conn);
+        let mut tx = self.write_phase().await?;
         let items: Vec<outbox::OutboxRecord> = out
             .iter()
             .map(|message| outbox::OutboxRecord {
@@ -127,15 +127,17 @@ impl ProxyMls {
         messages: &[Vec<u8>],
     ) -> Result<Vec<(ClientUri, Vec<u8>)>, MlsError> {
         let _guard = self.lock_room(room).await;
-        let mut tx = self.store.begin().await?;
-        let (group_id, reader) = self.reader_of(&mut tx, room).await?;
-        let mut m = self.open_member(&mut tx, room, &group_id, &reader).await?;
+        let mut conn = self.store.pool().acquire().await?;
+        let (rg, reader) = self.reader_of(&mut conn, room).await?;
+        let mut m = self.open_member(&mut conn, room, &rg, &reader).await?;
         let state = room_sync::member_room_state(&m.group, room, &self.cp)?;
         let mut out = Vec::with_capacity(messages.len());
         for bytes in messages {
             out.extend(decrypt(&mut m, &state, room, bytes)?);
         }
         self.fault("after-mls-step")?;
+        drop(conn);
+        let mut tx = self.write_phase().await?;
         self.save_member(&mut tx, room, &mut m).await?;
         self.finish(tx, room, Some(m), None).await?;
         Ok(out)
@@ -170,11 +172,8 @@ impl ProxyMls {
         fan_out: &[outbox::OutboxRecord],
     ) -> Result<usize, MlsError> {
         let _guard = self.lock_room(room).await;
-        let mut tx = self.store.begin().await?;
-        for row in fan_out {
-            outbox::enqueue_once(&mut *tx, row).await?;
-        }
-        let rg = self.room_group(&mut tx, room).await?;
+        let mut conn = self.store.pool().acquire().await?;
+        let rg = self.room_group(&mut conn, room).await?;
         let reader = if decrypt_here {
             rg.reader_client
                 .as_deref()
@@ -182,23 +181,21 @@ impl ProxyMls {
         } else {
             None
         };
-        let Some(reader) = reader else {
-            self.finish(tx, room, None, None).await?;
-            return Ok(0);
-        };
         let at_hub = room.provider() == &self.provider;
         let mut member = None;
-        let mut stored = 0;
+        // (hash, sender, plaintext, hub timestamp) of each message to store.
+        let mut decrypted: Vec<(Vec<u8>, ClientUri, Vec<u8>, i64)> = Vec::new();
         for (message, hub_timestamp_ms) in messages {
+            let Some(reader) = &reader else { break };
             let hash = mls_blobs::hash(message);
-            if inbound_messages::seen(&mut *tx, room.as_str(), &hash).await? {
+            if decrypted.iter().any(|(h, ..)| h == &hash)
+                || inbound_messages::seen(&mut *conn, room.as_str(), &hash).await?
+            {
                 continue;
             }
             if member.is_none() {
                 let opened = async {
-                    let m = self
-                        .open_member(&mut tx, room, &rg.group_id, &reader)
-                        .await?;
+                    let m = self.open_member(&mut conn, room, &rg, reader).await?;
                     let state = room_sync::member_room_state(&m.group, room, &self.cp)?;
                     Ok::<_, MlsError>((m, state))
                 }
@@ -211,55 +208,63 @@ impl ProxyMls {
                     // operator's.
                     Err(e) if at_hub => {
                         tracing::error!(%room, %reader, error = %e, "messages accepted by the hub could not be decrypted for local delivery");
-                        self.finish(tx, room, None, None).await?;
-                        return Ok(0);
+                        break;
                     }
                     Err(e) => return Err(e),
                 }
             }
             let (m, state) = member.as_mut().expect("opened above");
-            let decrypted = match decrypt(m, state, room, message) {
-                Ok(d) => d,
+            match decrypt(m, state, room, message) {
+                Ok(Some((client, payload))) => {
+                    decrypted.push((hash, client, payload, *hub_timestamp_ms))
+                }
+                Ok(None) => {}
                 Err(e @ (MlsError::Store(_) | MlsError::Database(_))) => return Err(e),
                 Err(e) if at_hub => {
                     tracing::error!(%room, %reader, error = %e, "a message accepted by the hub could not be decrypted for local delivery");
-                    continue;
                 }
                 Err(e) => return Err(e),
-            };
-            if let Some((client, payload)) = &decrypted {
-                inbound_messages::push_once(
-                    &mut *tx,
-                    room.as_str(),
-                    &hash,
-                    client.as_str(),
-                    payload,
-                    *hub_timestamp_ms,
-                )
-                .await?;
-                stored += 1;
             }
         }
         self.fault("after-mls-step")?;
+        drop(conn);
+        let mut tx = self.write_phase().await?;
+        for row in fan_out {
+            outbox::enqueue_once(&mut *tx, row).await?;
+        }
+        for (hash, client, payload, hub_timestamp_ms) in &decrypted {
+            inbound_messages::push_once(
+                &mut *tx,
+                room.as_str(),
+                hash,
+                client.as_str(),
+                payload,
+                *hub_timestamp_ms,
+            )
+            .await?;
+        }
         let mut member = member.map(|(m, _)| m);
         if let Some(m) = member.as_mut() {
             self.save_member(&mut tx, room, m).await?;
         }
         self.finish(tx, room, member, None).await?;
-        Ok(stored)
+        Ok(decrypted.len())
     }
 
     async fn reader_of(
         &self,
         tx: &mut sqlx::AnyConnection,
         room: &RoomUri,
-    ) -> Result<(Vec<u8>, ClientUri), MlsError> {
+    ) -> Result<(crate::store::room_groups::RoomGroupRecord, ClientUri), MlsError> {
         let rg = self.room_group(tx, room).await?;
-        let reader = rg.reader_client.ok_or_else(|| MlsError::NotAMember {
-            room: room.to_string(),
-            client: "any local client".into(),
-        })?;
-        let reader = super::engine::stored_client(&reader, "the reader of a room")?;
-        Ok((rg.group_id, reader))
+        let reader = rg
+            .reader_client
+            .as_deref()
+            .ok_or_else(|| MlsError::NotAMember {
+                room: room.to_string(),
+                client: "any local client".into(),
+            })?;
+        let reader = super::engine::stored_client(reader, "the reader of a room")?;
+        Ok((rg, reader))
     }
 }

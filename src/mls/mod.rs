@@ -35,7 +35,8 @@ pub mod storage;
 
 pub use admission::Origin;
 pub use engine::{
-    CommitOp, CommitOutput, FAULT_POINTS, Incoming, ProxyMls, StorageReport, UserAddition,
+    CommitOp, CommitOutput, DEFAULT_CATCH_UP_BOUND, FAULT_POINTS, Incoming, PausedOperation,
+    ProxyMls, StorageReport, UserAddition,
 };
 pub use error::MlsError;
 pub use handshakes::{Applied, CommitSource, FanOut, no_fan_out};

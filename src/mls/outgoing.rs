@@ -49,7 +49,7 @@ impl ProxyMls {
         };
         let client = stored_client(&origin.client_uri, "the sender of a message")?;
         let rg = self.room_group(&mut tx, room).await?;
-        let mut m = match self.open_member(&mut tx, room, &rg.group_id, &client).await {
+        let mut m = match self.open_member(&mut tx, room, &rg, &client).await {
             Ok(m) => m,
             Err(MlsError::NotAMember { .. }) => {
                 return Ok(Reencryption::Impossible(format!(
@@ -114,7 +114,7 @@ impl ProxyMls {
         if origin.payload.is_none() {
             // A leave: the client's own proposals are not in the room after all.
             let rg = self.room_group(&mut tx, room).await?;
-            match self.open_member(&mut tx, room, &rg.group_id, &client).await {
+            match self.open_member(&mut tx, room, &rg, &client).await {
                 Ok(mut m) => {
                     let own = Sender::Member(m.group.own_leaf_index());
                     let refs: Vec<_> = m

@@ -127,10 +127,15 @@ impl ProxyMls {
             ))
         })?;
         let reader = stored_client(reader, "the reader of a room")?;
-        let mut m = self.open_member(tx, room, &rg.group_id, &reader).await?;
+        // Written at once and on its own (a savepoint inside a transaction, a transaction of
+        // its own on a connection that only reads): an operation may open the view before it
+        // takes the write lock.
+        let mut own = sqlx::Connection::begin(&mut *tx).await?;
+        let mut m = self.open_member(&mut own, room, &rg, &reader).await?;
         let (view, _) = PublicView::from_member(ws, &m.group, &m.identity.signer)?;
-        self.save_member(tx, room, &mut m).await?;
-        view.ws.flush(&mut *tx, &self.key).await?;
+        self.save_member(&mut own, room, &mut m).await?;
+        view.ws.flush(&mut own, &self.key).await?;
+        own.commit().await?;
         Ok(view)
     }
 
@@ -211,9 +216,7 @@ impl ProxyMls {
         let _guard = self.lock_room(room).await;
         let mut tx = self.store.begin().await?;
         let rg = self.room_group(&mut tx, room).await?;
-        let mut m = self
-            .open_member(&mut tx, room, &rg.group_id, client)
-            .await?;
+        let mut m = self.open_member(&mut tx, room, &rg, client).await?;
         let state = room_sync::member_room_state(&m.group, room, &self.cp)?;
         let authenticator = m.group.epoch_authenticator().as_slice().to_vec();
         self.save_member(&mut tx, room, &mut m).await?;
@@ -239,9 +242,7 @@ impl ProxyMls {
         else {
             return Ok(None);
         };
-        let mut m = self
-            .open_member(&mut tx, room, &rg.group_id, &reader)
-            .await?;
+        let mut m = self.open_member(&mut tx, room, &rg, &reader).await?;
         let gi = m
             .group
             .export_group_info(m.ws.provider().crypto(), &m.identity.signer, true)

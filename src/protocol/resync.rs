@@ -66,6 +66,33 @@ impl MimiService {
         Ok(())
     }
 
+    /// Asks for a local client to rejoin the room by external commit (its state fell further
+    /// behind the room than the room log keeps), unless that was asked already at this epoch.
+    /// Works for rooms this daemon hosts as for rooms it follows.
+    pub async fn request_rejoin(
+        &self,
+        room: &RoomUri,
+        client: &ClientUri,
+        room_epoch: u64,
+        reason: &str,
+    ) -> Result<(), ServiceError> {
+        let step = Step {
+            from_epoch: room_epoch,
+            reason: reason.to_owned(),
+            clients: vec![client.to_string()],
+        };
+        let queued = outbox::enqueue_once(
+            self.store.pool(),
+            &step_item(room, &format!("rejoin:{room}:{room_epoch}:{client}"), &step)?,
+        )
+        .await?;
+        if queued {
+            tracing::info!(%room, %client, room_epoch, %reason, "a local client too far behind the room rejoins it");
+            self.wake();
+        }
+        Ok(())
+    }
+
     pub(crate) async fn deliver_resync(
         &self,
         room: &RoomUri,
