@@ -102,6 +102,10 @@ impl Store {
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout);
         if backend == Backend::Sqlite {
+            // A connection to a local file cannot go stale: no ping before each use (by
+            // default sqlx sends one on every acquire, a round trip to the connection's worker
+            // thread for every statement run on the pool).
+            pool = pool.test_before_acquire(false);
             // WAL lets readers run beside the one writer; foreign keys are off by default in SQLite.
             pool = pool.after_connect(|conn, _meta| {
                 Box::pin(async move {
