@@ -506,15 +506,30 @@ mod key_material {
         let db = TestDb::sqlite();
         let (service, _mls, mallory) = hub_with_remote_member(&db).await;
         let alice: mimi_bridge::uri::UserUri = "mimi://a.example/u/alice".parse().unwrap();
-        // no consent yet: refused with the protocol's code
-        let answer = service
-            .key_material(
-                &b(),
-                &alice,
-                &request(&mallory, "mimi://b.example/u/mallory", false),
+        let ask = async |peer: &ProviderId, requester: &str, forged: bool| {
+            service
+                .key_material(peer, &alice, &request(&mallory, requester, forged))
+                .await
+        };
+        let grant = async |room: Option<&str>| {
+            mimi_bridge::store::consents::set(
+                _mls.store().pool(),
+                "mimi://b.example/u/mallory",
+                alice.as_str(),
+                room,
+                mimi_bridge::store::consents::ConsentState::Granted,
             )
             .await
-            .unwrap();
+            .unwrap()
+        };
+        let mallory_uri = "mimi://b.example/u/mallory";
+        // no consent yet: refused with the protocol's code
+        let answer = ask(&b(), mallory_uri, false).await.unwrap();
+        assert_eq!(answer.user_status, KeyMaterialUserCode::NoConsent);
+        assert!(answer.clients.is_empty());
+        // consent for another room only: noConsentForThisRoom (protocol-06 §5.2)
+        grant(Some("mimi://a.example/r/elsewhere")).await;
+        let answer = ask(&b(), mallory_uri, false).await.unwrap();
         assert_eq!(
             answer.user_status,
             KeyMaterialUserCode::NoConsentForThisRoom
@@ -522,52 +537,18 @@ mod key_material {
         assert!(answer.clients.is_empty());
         // another provider cannot ask on mallory's behalf
         let c = ProviderId::new("c.example").unwrap();
-        let err = service
-            .key_material(
-                &c,
-                &alice,
-                &request(&mallory, "mimi://b.example/u/mallory", false),
-            )
-            .await
-            .unwrap_err();
+        let err = ask(&c, mallory_uri, false).await.unwrap_err();
         assert!(matches!(err, ServiceError::Forbidden(_)), "{err}");
         // a forged signature, and a peer claiming to be one of our own users, are refused
-        let err = service
-            .key_material(
-                &b(),
-                &alice,
-                &request(&mallory, "mimi://b.example/u/mallory", true),
-            )
-            .await
-            .unwrap_err();
+        let err = ask(&b(), mallory_uri, true).await.unwrap_err();
         assert!(err.to_string().contains("signature"), "{err}");
-        let err = service
-            .key_material(
-                &b(),
-                &alice,
-                &request(&mallory, "mimi://a.example/u/carol", false),
-            )
+        let err = ask(&b(), "mimi://a.example/u/carol", false)
             .await
             .unwrap_err();
         assert!(matches!(err, ServiceError::Forbidden(_)), "{err}");
         // with alice's consent, mallory's provider gets one key package of each of her clients
-        mimi_bridge::store::consents::set(
-            _mls.store().pool(),
-            "mimi://b.example/u/mallory",
-            alice.as_str(),
-            None,
-            mimi_bridge::store::consents::ConsentState::Granted,
-        )
-        .await
-        .unwrap();
-        let answer = service
-            .key_material(
-                &b(),
-                &alice,
-                &request(&mallory, "mimi://b.example/u/mallory", false),
-            )
-            .await
-            .unwrap();
+        grant(None).await;
+        let answer = ask(&b(), mallory_uri, false).await.unwrap();
         assert_eq!(answer.user_status, KeyMaterialUserCode::Success);
         assert_eq!(answer.clients.len(), 1);
     }

@@ -80,7 +80,81 @@ both_backends!(
     a_commit_the_hub_refuses_is_discarded,
     a_leaving_users_cached_proposals_are_committed_next,
     other_writers_go_on_while_a_commit_is_built,
+    a_key_package_that_cannot_join_is_named_and_left_out,
 );
+
+/// A client whose key package does not support what MIMI rooms require (AppDataDictionary,
+/// AppDataUpdate) is not added; the error names the client and each missing capability. With
+/// another, capable client the user is added with that one alone.
+async fn a_key_package_that_cannot_join_is_named_and_left_out(db: TestDb) {
+    use mimi_bridge::mls::group_config::CIPHERSUITE;
+    let a = engine(&db, "a.example").await;
+    let alice = client("mimi://a.example/d/alice/bridge");
+    a.create_client(&alice).await.unwrap();
+    a.create_room(&room(), &alice, ADMIN).await.unwrap();
+    let old = BareMember::new("mimi://b.example/d/bob/old-phone");
+    let bare_caps = Capabilities::new(
+        None,
+        Some(&[CIPHERSUITE]),
+        None,
+        None,
+        Some(&[CredentialType::Basic]),
+    );
+    let addition = |kps: Vec<Vec<u8>>| UserAddition {
+        user: user("mimi://b.example/u/bob"),
+        role: ORDINARY,
+        key_packages: kps,
+    };
+    let err = a
+        .add_users(
+            &room(),
+            &alice,
+            &[addition(vec![old.key_package_with(bare_caps.clone())])],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, MlsError::InsufficientCapabilities { .. }),
+        "{err}"
+    );
+    let text = err.to_string();
+    for needle in [
+        "mimi://b.example/u/bob",
+        "mimi://b.example/d/bob/old-phone",
+        "AppDataDictionary",
+        "AppDataUpdate",
+    ] {
+        assert!(text.contains(needle), "`{needle}` missing from: {text}");
+    }
+    let laptop = BareMember::new("mimi://b.example/d/bob/laptop");
+    let out = a
+        .add_users(
+            &room(),
+            &alice,
+            &[addition(vec![
+                old.key_package_with(bare_caps),
+                laptop.key_package(),
+            ])],
+        )
+        .await
+        .unwrap();
+    let welcome = out.welcome.expect("the capable client is welcomed");
+    let mut laptop = laptop;
+    laptop.join(&welcome).unwrap();
+    let members: Vec<String> = laptop
+        .group()
+        .members()
+        .map(|m| String::from_utf8_lossy(m.credential.serialized_content()).to_string())
+        .collect();
+    assert!(
+        members.iter().any(|m| m.ends_with("/bob/laptop")),
+        "{members:?}"
+    );
+    assert!(
+        !members.iter().any(|m| m.ends_with("/bob/old-phone")),
+        "{members:?}"
+    );
+}
 
 /// An operation does its MLS work (here a commit adding 20 users, one HPKE encryption each)
 /// before it takes the store's write lock, which on SQLite is the whole database's: another
@@ -146,6 +220,12 @@ async fn two_proxy_clients_of_one_daemon_share_a_group(db: TestDb) {
     let (alice, carol) = room_with_two_local_clients(&a).await;
     let state = a.room_state(&room()).await.unwrap();
     assert_eq!(state.epoch, 1);
+    // the base policy names the roles and preauthorization components (room-policy-03 §5)
+    let cp = ComponentCodePoints::default();
+    assert_eq!(
+        state.policy.policy_component_ids,
+        vec![cp.roles_list, cp.preauth_list]
+    );
     assert_eq!(
         state
             .participants

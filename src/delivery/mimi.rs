@@ -40,7 +40,9 @@ impl MimiService {
             };
             let answer = self
                 .client()?
-                .post(&peer, endpoint, self.domain.domain(), item.body.clone())
+                // protocol-06 §5.7: requestConsent names the target's domain, updateConsent
+                // the requester's; either way the provider this goes to.
+                .post(&peer, endpoint, peer.domain(), item.body.clone())
                 .await?;
             return Ok(match answer.status {
                 200 | 201 => Attempt::Delivered,

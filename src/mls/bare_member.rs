@@ -46,9 +46,21 @@ impl BareMember {
             .expect("a key package encodes")
     }
 
+    /// A fresh TLS-encoded KeyPackage whose leaf offers `capabilities` (to play a client that
+    /// cannot take part in MIMI rooms).
+    pub fn key_package_with(&self, capabilities: Capabilities) -> Vec<u8> {
+        self.build_key_package(capabilities)
+            .tls_serialize_detached()
+            .expect("a key package encodes")
+    }
+
     pub fn key_package_struct(&self) -> KeyPackage {
+        self.build_key_package(leaf_capabilities())
+    }
+
+    fn build_key_package(&self, capabilities: Capabilities) -> KeyPackage {
         KeyPackage::builder()
-            .leaf_node_capabilities(leaf_capabilities())
+            .leaf_node_capabilities(capabilities)
             .build(
                 CIPHERSUITE,
                 &self.provider,

@@ -540,8 +540,29 @@ fn addition_plan(additions: &[UserAddition]) -> Result<StagePlan, MlsError> {
     let mut added = Vec::new();
     for a in additions {
         added.push(UserRolePair::new(a.user.as_str(), a.role));
+        // Key packages are chosen per client: one that lacks what the room requires is left
+        // out (its client is not added), and the user only fails when none is left.
+        let mut usable = 0;
+        let mut missing = Vec::new();
         for bytes in &a.key_packages {
-            key_packages.push(parse_key_package(bytes)?);
+            let kp = parse_key_package(bytes)?;
+            let lacks = super::group_config::missing_capabilities(&kp);
+            if lacks.is_empty() {
+                key_packages.push(kp);
+                usable += 1;
+            } else {
+                let client = super::clients::client_of(kp.leaf_node().credential())
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|_| "a client".into());
+                tracing::warn!(user = %a.user, %client, lacks = %lacks.join("; "), "a key package that cannot join a MIMI room is left out");
+                missing.push(format!("{client} lacks {}", lacks.join(", ")));
+            }
+        }
+        if usable == 0 && !missing.is_empty() {
+            return Err(MlsError::InsufficientCapabilities {
+                user: a.user.to_string(),
+                missing,
+            });
         }
     }
     Ok(StagePlan {

@@ -48,6 +48,15 @@ pub enum MlsError {
         epoch: i64,
         room_epoch: i64,
     },
+    #[error(
+        "{user} cannot be added: no key package of theirs has what MIMI rooms require ({})",
+        .missing.join("; ")
+    )]
+    InsufficientCapabilities {
+        user: String,
+        /// For each client: what its key package lacks.
+        missing: Vec<String>,
+    },
     #[error("injected failure at {0}")]
     Injected(&'static str),
 }

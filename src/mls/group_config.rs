@@ -27,6 +27,37 @@ pub fn required_capabilities() -> RequiredCapabilitiesExtension {
     )
 }
 
+/// What a KeyPackage lacks to be added to a MIMI room, each named ("extension
+/// AppDataDictionary (0x0006)"); empty when it can be added.
+pub fn missing_capabilities(kp: &KeyPackage) -> Vec<String> {
+    let mut missing = Vec::new();
+    if kp.ciphersuite() != CIPHERSUITE {
+        missing.push(format!(
+            "ciphersuite {:?} (it offers {:?})",
+            CIPHERSUITE,
+            kp.ciphersuite()
+        ));
+    }
+    let caps = kp.leaf_node().capabilities();
+    let required = required_capabilities();
+    for e in required.extension_types() {
+        if !caps.extensions().contains(e) {
+            missing.push(format!("extension {e:?} (0x{:04x})", u16::from(*e)));
+        }
+    }
+    for p in required.proposal_types() {
+        if !caps.proposals().contains(p) {
+            missing.push(format!("proposal {p:?} (0x{:04x})", u16::from(*p)));
+        }
+    }
+    for c in required.credential_types() {
+        if !caps.credentials().contains(c) {
+            missing.push(format!("credential {c:?} (0x{:04x})", u16::from(*c)));
+        }
+    }
+    missing
+}
+
 /// How proxy clients join: handshakes stay PublicMessage so the hub can validate them, and the
 /// ratchet tree travels in Welcome and GroupInfo.
 pub fn join_config() -> MlsGroupJoinConfig {

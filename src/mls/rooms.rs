@@ -73,7 +73,11 @@ impl ProxyMls {
             Member::new(creator.clone(), identity.user.clone()),
             creator_role,
             default_roles(),
-            BaseRoomPolicy::default(),
+            // room-policy-03 §5: the other policy components in use are listed here.
+            BaseRoomPolicy {
+                policy_component_ids: vec![self.cp.roles_list, self.cp.preauth_list],
+                ..BaseRoomPolicy::default()
+            },
         );
         if let Some(name) = name {
             state.metadata.room_name = crate::room::wire::Utf8String::new(name);

@@ -136,17 +136,14 @@ impl MimiClient {
             .bytes()
             .await
             .map_err(|e| Self::transport(peer, e))?;
-        let directory: Directory =
+        let mut directory: Directory =
             serde_json::from_slice(&bytes).map_err(|e| ClientError::DirectoryJson {
                 domain: peer.domain().to_string(),
                 reason: e.to_string(),
             })?;
-        directory
-            .check(peer)
-            .map_err(|source| ClientError::Directory {
-                domain: peer.domain().to_string(),
-                source,
-            })?;
+        for dropped in directory.check(peer) {
+            tracing::warn!(peer = %peer.domain(), error = %dropped, "a directory entry of the peer is unusable: calls to it fail");
+        }
         self.directories
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -162,7 +159,14 @@ impl MimiClient {
         param: &str,
         body: Vec<u8>,
     ) -> Result<PeerResponse, ClientError> {
-        let url = self.directory(peer).await?.url(endpoint, param);
+        let url = self
+            .directory(peer)
+            .await?
+            .url(endpoint, param)
+            .map_err(|source| ClientError::Directory {
+                domain: peer.domain().to_string(),
+                source,
+            })?;
         let response = self
             .http
             .post(&url)

@@ -26,6 +26,15 @@ impl From<ServiceError> for ApiError {
             }
             ServiceError::Mls(MlsError::UnknownRoom(_)) => (StatusCode::NOT_FOUND, "unknown_room"),
             ServiceError::Mls(MlsError::Rejected { .. }) => (StatusCode::CONFLICT, "rejected"),
+            // A Welcome or handshake whose group carries no (or no valid) MIMI room state: the
+            // sender's to fix, and not worth retrying.
+            ServiceError::Mls(MlsError::InvalidRoomState { .. }) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "invalid_room_state")
+            }
+            // Busy rejoining: try again.
+            ServiceError::Mls(MlsError::Behind { .. }) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "catching_up")
+            }
             ServiceError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
             ServiceError::Client(_) => (StatusCode::BAD_GATEWAY, "peer_unreachable"),
             ServiceError::Mls(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -183,4 +192,44 @@ pub async fn report_abuse(
         .report_abuse(&room, &peer, &report, &body)
         .await?;
     Ok(StatusCode::CREATED.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(e: ServiceError) -> (StatusCode, serde_json::Value) {
+        let response = ApiError::from(e).into_response();
+        let status = response.status();
+        let body = futures_body(response);
+        (status, body)
+    }
+
+    fn futures_body(response: Response) -> serde_json::Value {
+        let bytes = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(axum::body::to_bytes(response.into_body(), 1 << 20))
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[test]
+    fn a_peers_group_without_room_state_is_its_fault_not_ours() {
+        let (code, body) = status(ServiceError::Mls(MlsError::InvalidRoomState {
+            room: "mimi://a.example/r/x".into(),
+            reason: "no participant list".into(),
+        }));
+        assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(body["error"], "invalid_room_state");
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("no participant list"),
+            "{body}"
+        );
+        let (code, _) = status(ServiceError::Mls(MlsError::Corrupt("ours".into())));
+        assert_eq!(code, StatusCode::INTERNAL_SERVER_ERROR);
+    }
 }

@@ -55,10 +55,20 @@ impl MimiService {
             let consent =
                 consents::effective(self.store.pool(), requester, target.as_str(), room).await?;
             if consent != Some(ConsentState::Granted) {
-                response.user_status = if room.is_empty() {
-                    KeyMaterialUserCode::NoConsent
-                } else {
+                // noConsentForThisRoom only where the target did consent for another room
+                // (§5.2); otherwise, and for a request naming no room, noConsent.
+                let elsewhere = !room.is_empty()
+                    && consents::granted_for_another_room(
+                        self.store.pool(),
+                        requester,
+                        target.as_str(),
+                        room,
+                    )
+                    .await?;
+                response.user_status = if elsewhere {
                     KeyMaterialUserCode::NoConsentForThisRoom
+                } else {
+                    KeyMaterialUserCode::NoConsent
                 };
                 return Ok(response);
             }

@@ -91,6 +91,27 @@ pub async fn effective<'e>(
     })
 }
 
+/// Whether `target` granted `requester` consent for some room other than `room` (and not for
+/// every room): what `noConsentForThisRoom` tells (protocol-06 §5.2).
+pub async fn granted_for_another_room<'e>(
+    db: impl AnyExecutor<'e>,
+    requester: &str,
+    target: &str,
+    room: &str,
+) -> Result<bool, StoreError> {
+    let row = sqlx::query(
+        "SELECT 1 AS found FROM consents WHERE requester_uri = $1 AND target_uri = $2 \
+         AND room_id <> '' AND room_id <> $3 AND state = $4 LIMIT 1",
+    )
+    .bind(requester)
+    .bind(target)
+    .bind(room)
+    .bind(ConsentState::Granted.as_str())
+    .fetch_optional(db)
+    .await?;
+    Ok(row.is_some())
+}
+
 /// Records a request unless the consent was granted already — atomically, so that a request
 /// racing with the grant cannot overwrite it.
 pub async fn request<'e>(
