@@ -51,6 +51,16 @@ enum Command {
     },
     /// Print a fresh `whsec_` secret for the webhook connector.
     WebhookSecret,
+    /// Write the protocol test vectors (every protocol-06 §5 body, encoded and described)
+    /// into a folder, from the MLS objects of its `inputs.json`.
+    TestVectors {
+        /// The folder (the repository keeps them in `test-vectors/`).
+        #[arg(long, default_value = "test-vectors")]
+        out: PathBuf,
+        /// Make new MLS inputs first (the vectors then all change).
+        #[arg(long)]
+        new_inputs: bool,
+    },
     /// Run a small receiver of the webhook connector's commands: each signed command is checked
     /// and printed as one JSON line (a provider's own server does this in production).
     WebhookReceiver {
@@ -89,6 +99,12 @@ fn main() -> ExitCode {
         Command::MatrixRegistration { config, .. } => config,
         Command::DevCerts { out, providers } => return dev_certs(out, providers),
         Command::WebhookSecret => return webhook_secret(),
+        Command::TestVectors { out, new_inputs } => {
+            return report_written(mimi_bridge::protocol::vectors::write_folder(
+                out,
+                *new_inputs,
+            ));
+        }
         Command::WebhookReceiver { .. } | Command::WebhookSend { .. } => {
             return webhook_tool(cli.command);
         }
@@ -149,6 +165,11 @@ fn dev_certs(out: &std::path::Path, providers: &[String]) -> ExitCode {
     }
     let written = mimi_bridge::protocol::tls::generate_dev_certificates(providers)
         .and_then(|certs| mimi_bridge::protocol::tls::write_dev_certificates(out, &certs));
+    report_written(written)
+}
+
+/// Prints the files a command wrote, or its error.
+fn report_written(written: Result<Vec<PathBuf>, impl std::fmt::Display>) -> ExitCode {
     match written {
         Ok(paths) => {
             for p in paths {

@@ -91,6 +91,31 @@ impl BareMember {
         self.group = Some(group);
     }
 
+    /// Adds members in one commit, merged at once; returns the commit, the Welcome and the
+    /// new epoch's GroupInfo (without the tree) as TLS-encoded MLSMessages, and the ratchet
+    /// tree.
+    pub fn add_exported(
+        &mut self,
+        key_packages: &[KeyPackage],
+    ) -> (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>) {
+        let group = self.group.as_mut().expect("the member has a group");
+        let (commit, welcome, _) = group
+            .add_members(&self.provider, &self.signer, key_packages)
+            .expect("add members");
+        group
+            .merge_pending_commit(&self.provider)
+            .expect("merge own commit");
+        let group_info = group
+            .export_group_info(self.provider.crypto(), &self.signer, false)
+            .expect("group info");
+        let tree = group
+            .export_ratchet_tree()
+            .tls_serialize_detached()
+            .expect("tree");
+        let wire = |m: &MlsMessageOut| m.tls_serialize_detached().expect("encode");
+        (wire(&commit), wire(&welcome), wire(&group_info), tree)
+    }
+
     /// Adds members in one commit, merged at once; returns the TLS-encoded Welcome.
     pub fn add(&mut self, key_packages: &[KeyPackage]) -> Vec<u8> {
         let group = self.group.as_mut().expect("the member has a group");

@@ -14,4 +14,5 @@ pub mod resync;
 pub mod routes;
 pub mod service;
 pub mod tls;
+pub mod vectors;
 pub mod wire;

@@ -60,27 +60,7 @@ fn build() -> World {
     alice.create_group(GROUP.as_bytes());
 
     let bob_kp = bob.key_package_struct();
-    let (commit, welcome_message, group_info_message, ratchet_tree) = {
-        let BareMember {
-            provider,
-            signer,
-            group,
-            ..
-        } = &mut alice;
-        let group = group.as_mut().expect("Alice has the group");
-        let (commit, welcome, _) = group
-            .add_members(provider, signer, &[bob_kp])
-            .expect("add Bob");
-        group.merge_pending_commit(provider).expect("merge");
-        let group_info = group
-            .export_group_info(provider.crypto(), signer, false)
-            .expect("group info");
-        let tree = group
-            .export_ratchet_tree()
-            .tls_serialize_detached()
-            .expect("tree");
-        (commit, wire(&welcome), wire(&group_info), tree)
-    };
+    let (commit, welcome_message, group_info_message, ratchet_tree) = alice.add_exported(&[bob_kp]);
     bob.join(&welcome_message).expect("Bob joins");
 
     // Before the proposals: openmls refuses to send application data with proposals pending.
@@ -124,7 +104,7 @@ fn build() -> World {
     };
 
     World {
-        commit: wire(&commit),
+        commit,
         other_group_info_message,
         welcome_message,
         group_info_message,
