@@ -295,21 +295,40 @@ mod lookups {
     }
 
     #[tokio::test]
-    async fn identifier_queries_find_local_users_by_handle() {
+    async fn identifier_queries_find_local_users_by_handle_and_nick() {
         let db = TestDb::sqlite();
         let (service, _mls, _mallory) = hub_with_remote_member(&db).await;
-        let found = service
-            .identifier_query(&query(SearchType::Handle, "alice"))
-            .await
-            .unwrap();
-        assert_eq!(found.response_code, IdentifierQueryCode::Success);
-        assert_eq!(found.uri[0].as_str(), Some("mimi://a.example/u/alice"));
-        let missing = service
-            .identifier_query(&query(SearchType::Handle, "nobody"))
-            .await
-            .unwrap();
-        assert_eq!(missing.response_code, IdentifierQueryCode::NotFound);
-        assert!(missing.uri.is_empty());
+        // protocol-06 §5.8: `handle` is the whole handle, `nick` the user part
+        for (search_type, value) in [
+            (SearchType::Handle, "im:alice@a.example"),
+            (SearchType::Handle, "alice@a.example"),
+            (SearchType::Handle, "mimi://a.example/u/alice"),
+            (SearchType::Nick, "alice"),
+        ] {
+            let found = service
+                .identifier_query(&query(search_type.clone(), value))
+                .await
+                .unwrap();
+            assert_eq!(found.response_code, IdentifierQueryCode::Success, "{value}");
+            assert_eq!(found.uri[0].as_str(), Some("mimi://a.example/u/alice"));
+        }
+        for (search_type, value) in [
+            (SearchType::Nick, "nobody"),
+            (SearchType::Handle, "alice"),
+            (SearchType::Handle, "im:alice@b.example"),
+            (SearchType::Handle, "mimi://b.example/u/alice"),
+        ] {
+            let missing = service
+                .identifier_query(&query(search_type, value))
+                .await
+                .unwrap();
+            assert_eq!(
+                missing.response_code,
+                IdentifierQueryCode::NotFound,
+                "{value}"
+            );
+            assert!(missing.uri.is_empty());
+        }
         let email = service
             .identifier_query(&query(SearchType::Email, "a@x"))
             .await;

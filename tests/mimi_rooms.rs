@@ -153,6 +153,32 @@ async fn a_room_on_a_with_a_user_of_b_messages_both_ways() {
         .await;
     assert_eq!(s, 201);
 
+    // a resolves b's user by handle and by nickname with b's /identifierQuery (§5.8)
+    for query in [
+        json!({ "provider": "b.example", "handle": "im:bob@b.example" }),
+        json!({ "provider": "b.example", "nick": "bob" }),
+    ] {
+        let (s, found) = a.post("/admin/v1/lookups", query.clone()).await;
+        assert_eq!(s, 200, "{query}: {found}");
+        assert_eq!(found["code"], "success", "{query}: {found}");
+        assert_eq!(found["users"], json!(["mimi://b.example/u/bob"]), "{query}");
+    }
+    let (s, found) = a
+        .post(
+            "/admin/v1/lookups",
+            json!({ "provider": "b.example", "nick": "nobody" }),
+        )
+        .await;
+    assert_eq!((s, &found["code"]), (200, &json!("notFound")), "{found}");
+    assert_eq!(found["users"], json!([]));
+    let (s, body) = a
+        .post(
+            "/admin/v1/lookups",
+            json!({ "provider": "b.example", "nick": "bob", "handle": "im:bob@b.example" }),
+        )
+        .await;
+    assert_eq!(s, 400, "{body}");
+
     // the room is created on a, its hub
     let (s, room) = a
         .post(

@@ -9,6 +9,7 @@ pub mod follower;
 pub mod hub;
 pub mod key_material;
 pub mod listener;
+pub mod lookup;
 pub mod peer;
 pub mod resync;
 pub mod routes;

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::client::{ClientError, MimiClient};
-use super::wire::{self, IdentifierUri};
+use super::wire;
 use crate::mls::{MlsError, ProxyMls};
 use crate::store::rooms::OurRole;
-use crate::store::{Store, StoreError, outbox, proxy_clients, room_groups, rooms};
+use crate::store::{Store, StoreError, outbox, room_groups, rooms};
 use crate::uri::{ProviderId, RoomUri, UserUri};
 
 #[derive(Debug, thiserror::Error)]
@@ -150,47 +150,6 @@ impl MimiService {
             .await?
             .ok_or_else(|| ServiceError::UnknownRoom(room.to_string()))?
             .epoch as u64)
-    }
-
-    /// `/identifierQuery/{domain}`: this bridge knows its users by handle (the local part of
-    /// their MIMI user URI); every query element must match.
-    pub async fn identifier_query(
-        &self,
-        request: &wire::IdentifierRequest,
-    ) -> Result<wire::IdentifierResponse, ServiceError> {
-        let answer = |code, uri: Vec<IdentifierUri>| wire::IdentifierResponse {
-            response_code: code,
-            uri,
-            found_profiles: Vec::new(),
-            id_response_extensions: Default::default(),
-        };
-        let mut found: Option<UserUri> = None;
-        for element in &request.query_elements {
-            if !matches!(element.search_type, wire::SearchType::Handle) {
-                return Ok(answer(wire::IdentifierQueryCode::UnsupportedField, vec![]));
-            }
-            let handle = std::str::from_utf8(element.search_value.as_slice()).unwrap_or_default();
-            let Ok(user) = UserUri::new(self.domain.clone(), handle) else {
-                return Ok(answer(wire::IdentifierQueryCode::NotFound, vec![]));
-            };
-            if found.as_ref().is_some_and(|f| f != &user) {
-                return Ok(answer(wire::IdentifierQueryCode::NotFound, vec![]));
-            }
-            found = Some(user);
-        }
-        match found {
-            Some(user)
-                if !proxy_clients::for_user(self.store.pool(), user.as_str())
-                    .await?
-                    .is_empty() =>
-            {
-                Ok(answer(
-                    wire::IdentifierQueryCode::Success,
-                    vec![IdentifierUri::new(user.as_str())],
-                ))
-            }
-            _ => Ok(answer(wire::IdentifierQueryCode::NotFound, vec![])),
-        }
     }
 
     /// `/reportAbuse/{roomId}`: kept for the operator of the hub.

@@ -32,6 +32,7 @@ pub fn routes() -> Router<AppState> {
             "/admin/v1/rooms/{room}/messages",
             post(send_message).get(messages),
         )
+        .route("/admin/v1/lookups", post(look_up))
         .route("/admin/v1/outbox/dead-letters", get(dead_letters))
         .route(
             "/admin/v1/outbox/dead-letters/{id}/resend",
@@ -450,6 +451,45 @@ fn consent_parties(req: &ConsentRequest) -> Result<(UserUri, UserUri, Option<Roo
     let target: UserUri = parse("target", &req.target)?;
     let room = req.room.as_deref().map(|r| parse("room", r)).transpose()?;
     Ok((requester, target, room))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LookupRequest {
+    /// The provider to ask.
+    provider: String,
+    /// The whole handle (`im:bob@b.example`); or
+    #[serde(default)]
+    handle: Option<String>,
+    /// the user part alone (`bob`).
+    #[serde(default)]
+    nick: Option<String>,
+}
+
+/// Resolves a handle or a nickname to a MIMI user with the provider's `/identifierQuery`.
+async fn look_up(
+    _: Operator,
+    State(s): State<AppState>,
+    Json(req): Json<LookupRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    use crate::protocol::lookup::Lookup;
+    let provider: crate::uri::ProviderId = parse("provider", &req.provider)?;
+    let lookup = match (req.handle, req.nick) {
+        (Some(h), None) => Lookup::Handle(h),
+        (None, Some(n)) => Lookup::Nick(n),
+        _ => return Err(bad("lookup", "give exactly one of `handle` and `nick`")),
+    };
+    let found = s
+        .service
+        .look_up(&provider, &lookup)
+        .await
+        .map_err(failed)?;
+    // The draft's spelling: `success`, `notFound`, …
+    let code = format!("{:?}", found.code);
+    let code = code[..1].to_lowercase() + &code[1..];
+    Ok(Json(
+        serde_json::json!({ "code": code, "users": found.users }),
+    ))
 }
 
 /// A local user asks a remote user for consent to add them.
