@@ -387,6 +387,7 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let options = BridgeOptions {
         consent_wait: std::time::Duration::from_secs(config.bridge.consent_wait_seconds),
         max_delivery_attempts: i64::from(config.bridge.max_delivery_attempts),
+        origin_keys: config.mimi.content_extensions,
         ..BridgeOptions::default()
     };
     let mut matrix = None;

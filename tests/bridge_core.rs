@@ -184,6 +184,19 @@ impl Harness {
         mallory: &mut mimi_bridge::mls::bare_member::BareMember,
         seen: &mut usize,
     ) -> Vec<String> {
+        self.follow_fan_out_raw(mallory, seen)
+            .await
+            .iter()
+            .map(|p| String::from_utf8_lossy(p).to_string())
+            .collect()
+    }
+
+    /// As [`Harness::follow_fan_out`], the plaintexts as they are.
+    async fn follow_fan_out_raw(
+        &self,
+        mallory: &mut mimi_bridge::mls::bare_member::BareMember,
+        seen: &mut usize,
+    ) -> Vec<Vec<u8>> {
         use mimi_bridge::protocol::wire::split_notify_body;
         use sqlx::Row;
         let rows =
@@ -197,7 +210,7 @@ impl Harness {
             let body: Vec<u8> = row.try_get("body").unwrap();
             for m in split_notify_body(&body).unwrap() {
                 if let Ok(Some(plain)) = mallory.process(m.message.as_bytes()) {
-                    read.push(String::from_utf8_lossy(&plain).to_string());
+                    read.push(plain);
                 }
             }
         }
@@ -248,7 +261,34 @@ both_backends!(
     a_change_whose_commit_loses_an_epoch_race_is_carried_out_again,
     a_message_overtaken_by_a_commit_is_sent_again_at_the_new_epoch,
     a_user_silent_while_the_room_moved_on_rejoins_to_speak,
+    a_bridged_message_carries_its_legacy_id_and_time,
 );
+
+/// alice's message goes out with its legacy id and send time in the content extensions
+/// (draft-mimi-content-more-extensions-00, this bridge's private-range keys): mallory reads
+/// them from the content she decrypts.
+async fn a_bridged_message_carries_its_legacy_id_and_time(db: TestDb) {
+    use mimi_bridge::content::MimiContent;
+    use mimi_bridge::content::origin::{Origin, OriginKeys};
+    let (h, _room, mut mallory) = Harness::with_mallory(&db).await;
+    let mut seen = 0;
+    h.follow_fan_out_raw(&mut mallory, &mut seen).await;
+    let mut event = ConnectorEvent::new("e2", "general", "alice", text("m-17", "hello"));
+    event.timestamp_ms = Some(1_765_000_000_123);
+    h.bridge.submit(event).await.unwrap();
+    h.settle().await;
+    let read = h.follow_fan_out_raw(&mut mallory, &mut seen).await;
+    assert_eq!(read.len(), 1);
+    let content = MimiContent::from_cbor(&read[0]).unwrap();
+    assert_eq!(
+        content.origin(&OriginKeys::default()),
+        Some(Origin {
+            message_id: "m-17".into(),
+            scope: "a.example".into(),
+            sent_at_ms: Some(1_765_000_000_123),
+        })
+    );
+}
 
 /// The room log keeps 4 epochs. carol (a local user) says nothing while mallory (who follows
 /// the hub's fan-out to b.example, given up on here as b.example is no daemon) commits 8

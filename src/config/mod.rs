@@ -101,6 +101,9 @@ pub struct MimiConfig {
     pub tls: Option<MimiTlsConfig>,
     /// Providers reached at a fixed address instead of `https://<domain>` through DNS.
     pub peers: std::collections::BTreeMap<String, crate::protocol::client::PeerAddress>,
+    /// Content extension keys of draft-mimi-content-more-extensions (a bridged message's
+    /// legacy id and time); private-range until assigned.
+    pub content_extensions: crate::content::origin::OriginKeys,
 }
 
 /// The MIMI listener and this provider's certificate.
@@ -414,6 +417,10 @@ impl Config {
                 ),
             ));
         }
+        self.mimi
+            .content_extensions
+            .check()
+            .map_err(|reason| invalid("mimi.content_extensions", reason))?;
         if !(2..=100_000).contains(&self.mls.catch_up_epochs) {
             return Err(invalid(
                 "mls.catch_up_epochs",

@@ -78,6 +78,14 @@ fn each_invalid_value_names_its_field() {
         invalid_field("[mls]\nstate_key_file = \"\"\n"),
         "mls.state_key_file"
     );
+    assert_eq!(
+        invalid_field("[mls]\ncatch_up_epochs = 1\n"),
+        "mls.catch_up_epochs"
+    );
+    assert_eq!(
+        invalid_field("[mimi.content_extensions]\nsender_timestamp = 2\n"),
+        "mimi.content_extensions"
+    );
 }
 
 #[test]

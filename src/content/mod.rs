@@ -23,6 +23,7 @@ mod derived;
 mod encode;
 mod error;
 mod message_id;
+pub mod origin;
 mod value;
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use mimi_bridge_connector::{
 
 use super::content as translate;
 use super::{Bridge, BridgeError, command_body};
+use crate::content::origin::Origin;
 use crate::content::{MessageId, MimiContent};
 use crate::mls::{CommitOp, MlsError};
 use crate::protocol::service::LEGACY_KIND;
@@ -163,7 +164,7 @@ impl Bridge {
             };
             let message = (message_id, content, reply_to.as_ref(), expires.as_ref());
             let Ok((bytes, settlement)) = self
-                .prepare_message(&room, &user, record.seq, message)
+                .prepare_message(&room, &user, record.seq, message, event.timestamp_ms)
                 .await?
             else {
                 break;
@@ -383,7 +384,7 @@ impl Bridge {
             } => {
                 let message = (message_id, content, reply_to.as_ref(), expires.as_ref());
                 match self
-                    .prepare_message(&room, &sender.user, seq, message)
+                    .prepare_message(&room, &sender.user, seq, message, event.timestamp_ms)
                     .await?
                 {
                     Ok((bytes, settlement)) => {
@@ -522,6 +523,7 @@ impl Bridge {
             Option<&LegacyMessageId>,
             Option<&Expiry>,
         ),
+        sent_at_ms: Option<u64>,
     ) -> Result<Result<(Vec<u8>, Settlement), String>, BridgeError> {
         let (message_id, content, reply_to, expires) = message;
         let reply = match reply_to {
@@ -536,7 +538,16 @@ impl Bridge {
             None => None,
         };
         let mimi = match translate::message(salt(), content, reply, expires) {
-            Ok(m) => m,
+            // Its id and time on the legacy network travel with it
+            // (draft-mimi-content-more-extensions).
+            Ok(m) => m.with_origin(
+                &self.options.origin_keys,
+                &Origin {
+                    message_id: message_id.to_string(),
+                    scope: self.provider.domain().to_owned(),
+                    sent_at_ms,
+                },
+            ),
             Err(e) => return Ok(Err(e.to_string())),
         };
         Ok(encode(&mimi, user, room)

@@ -59,6 +59,8 @@ pub struct BridgeOptions {
     /// How long an event whose operation keeps failing (the store, an internal error) is
     /// retried, with growing pauses, before it is reported failed and its room moves on.
     pub retry_for: Duration,
+    /// Content extension keys of a message's legacy id and time.
+    pub origin_keys: crate::content::origin::OriginKeys,
 }
 
 impl Default for BridgeOptions {
@@ -67,6 +69,7 @@ impl Default for BridgeOptions {
             consent_wait: Duration::from_secs(300),
             max_delivery_attempts: 16,
             retry_for: Duration::from_secs(600),
+            origin_keys: Default::default(),
         }
     }
 }
