@@ -81,7 +81,58 @@ both_backends!(
     a_leaving_users_cached_proposals_are_committed_next,
     other_writers_go_on_while_a_commit_is_built,
     a_key_package_that_cannot_join_is_named_and_left_out,
+    proxy_clients_advertise_the_components_they_understand,
 );
+
+/// mls-extensions-10: whoever supports `app_data_dictionary` advertises `app_components` in its
+/// LeafNodes: the proxy clients' key packages and their leaves in a room list
+/// `app_components`, `safe_aad` and the room state's components.
+async fn proxy_clients_advertise_the_components_they_understand(db: TestDb) {
+    use mimi_bridge::mls::group_config::{APP_COMPONENTS, SAFE_AAD, advertised_components};
+    let a = engine(&db, "a.example").await;
+    let (alice, carol) = room_with_two_local_clients(&a).await;
+    let cp = ComponentCodePoints::default();
+    let expected = {
+        let mut ids = vec![APP_COMPONENTS, SAFE_AAD];
+        ids.extend(cp.named().iter().map(|(_, id)| *id));
+        ids.sort_unstable();
+        ids
+    };
+    let kp = parse_key_package(&a.key_package(&carol).await.unwrap()).unwrap();
+    assert_eq!(
+        advertised_components(kp.leaf_node()),
+        Some(expected.clone())
+    );
+    // alice's leaf in the room she created, as carol sees it after joining
+    a.send_messages(&room(), &carol, &[b"hi"]).await.unwrap();
+    let mut bob = BareMember::new("mimi://b.example/d/bob/phone");
+    let out = a
+        .add_users(
+            &room(),
+            &alice,
+            &[UserAddition {
+                user: user("mimi://b.example/u/bob"),
+                role: ORDINARY,
+                key_packages: vec![bob.key_package()],
+            }],
+        )
+        .await
+        .unwrap();
+    bob.join(out.welcome.as_ref().unwrap()).unwrap();
+    let public = bob.group().public_group();
+    let leaves: Vec<_> = public
+        .members()
+        .filter_map(|m| public.leaf(m.index).cloned())
+        .collect();
+    let with_list = leaves
+        .iter()
+        .filter(|l| advertised_components(l) == Some(expected.clone()))
+        .count();
+    assert_eq!(
+        with_list, 2,
+        "alice's and carol's leaves advertise; bob's bare one does not"
+    );
+}
 
 /// A client whose key package does not support what MIMI rooms require (AppDataDictionary,
 /// AppDataUpdate) is not added; the error names the client and each missing capability. With

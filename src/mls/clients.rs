@@ -65,6 +65,7 @@ pub async fn create(
     key: &StateKey,
     client: &ClientUri,
     pool_size: usize,
+    leaf: &Extensions<LeafNode>,
 ) -> Result<bool, MlsError> {
     let user = user_of(client)?;
     if proxy_clients::get(&mut *tx, client.as_str())
@@ -98,7 +99,7 @@ pub async fn create(
         signer,
     };
     let mut ws = ws;
-    generate_key_packages(tx, &mut ws, &identity, pool_size, true).await?;
+    generate_key_packages(tx, &mut ws, &identity, pool_size, true, leaf).await?;
     ws.flush(tx, key).await?;
     Ok(true)
 }
@@ -138,13 +139,16 @@ pub async fn generate_key_packages(
     identity: &ClientIdentity,
     count: usize,
     with_last_resort: bool,
+    leaf: &Extensions<LeafNode>,
 ) -> Result<(), MlsError> {
     let mut plans = vec![false; count];
     if with_last_resort {
         plans.push(true);
     }
     for last_resort in plans {
-        let mut builder = KeyPackage::builder().leaf_node_capabilities(leaf_capabilities());
+        let mut builder = KeyPackage::builder()
+            .leaf_node_capabilities(leaf_capabilities())
+            .leaf_node_extensions(leaf.clone());
         if last_resort {
             builder = builder.mark_as_last_resort();
         }
@@ -181,6 +185,7 @@ pub async fn take_key_package(
     key: &StateKey,
     client: &ClientUri,
     pool_size: usize,
+    leaf: &Extensions<LeafNode>,
 ) -> Result<Vec<u8>, MlsError> {
     let kp = key_packages::take(&mut *tx, client.as_str())
         .await?
@@ -192,7 +197,7 @@ pub async fn take_key_package(
     if missing > pool_size / 2 {
         let identity = load(&mut *tx, key, client).await?;
         let mut ws = WorkingSet::load(&mut *tx, client.as_str(), key).await?;
-        generate_key_packages(tx, &mut ws, &identity, missing, false).await?;
+        generate_key_packages(tx, &mut ws, &identity, missing, false, leaf).await?;
         ws.flush(tx, key).await?;
     }
     Ok(kp.key_package)

@@ -184,6 +184,11 @@ impl ProxyMls {
         self
     }
 
+    /// The LeafNode extensions of this bridge's clients (see [`super::group_config::leaf_extensions`]).
+    pub(super) fn leaf_extensions(&self) -> Extensions<LeafNode> {
+        super::group_config::leaf_extensions(&self.cp)
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
     }
@@ -304,10 +309,10 @@ impl ProxyMls {
 
     /// Creates the proxy client (keys, credential, key package pool) if it does not exist.
     pub async fn create_client(&self, client: &ClientUri) -> Result<bool, MlsError> {
-        let mut tx = self.store.begin().await?;
-        let created = clients::create(&mut tx, &self.key, client, self.pool_size).await?;
-        tx.commit().await?;
-        Ok(created)
+        Ok(self
+            .create_clients(std::slice::from_ref(client), self.pool_size)
+            .await?
+            == 1)
     }
 
     /// Creates many proxy clients in one transaction (bulk onboarding of a room).
@@ -319,7 +324,9 @@ impl ProxyMls {
         let mut tx = self.store.begin().await?;
         let mut created = 0;
         for c in new_clients {
-            created += usize::from(clients::create(&mut tx, &self.key, c, pool_size).await?);
+            created += usize::from(
+                clients::create(&mut tx, &self.key, c, pool_size, &self.leaf_extensions()).await?,
+            );
         }
         tx.commit().await?;
         Ok(created)
@@ -328,7 +335,14 @@ impl ProxyMls {
     /// Hands out one key package of a local client (single use; the pool is refilled).
     pub async fn key_package(&self, client: &ClientUri) -> Result<Vec<u8>, MlsError> {
         let mut tx = self.store.begin().await?;
-        let kp = clients::take_key_package(&mut tx, &self.key, client, self.pool_size).await?;
+        let kp = clients::take_key_package(
+            &mut tx,
+            &self.key,
+            client,
+            self.pool_size,
+            &self.leaf_extensions(),
+        )
+        .await?;
         tx.commit().await?;
         Ok(kp)
     }
@@ -369,7 +383,16 @@ impl ProxyMls {
         let mut tx = self.store.begin().await?;
         let mut out = Vec::with_capacity(clients.len());
         for client in clients {
-            out.push(clients::take_key_package(&mut tx, &self.key, client, self.pool_size).await?);
+            out.push(
+                clients::take_key_package(
+                    &mut tx,
+                    &self.key,
+                    client,
+                    self.pool_size,
+                    &self.leaf_extensions(),
+                )
+                .await?,
+            );
         }
         tx.commit().await?;
         Ok(out)

@@ -17,6 +17,45 @@ pub fn leaf_capabilities() -> Capabilities {
     )
 }
 
+/// The `app_components` component (mls-extensions-10 §4.8, 0x0001): the components a leaf
+/// supports (in a LeafNode) or the group requires (in the GroupContext).
+pub const APP_COMPONENTS: u16 = 0x0001;
+/// The `safe_aad` component (mls-extensions-10, 0x0002).
+pub const SAFE_AAD: u16 = 0x0002;
+
+/// `struct { ComponentID component_ids<V>; } ComponentsList;`
+pub fn components_list(ids: &[u16]) -> Vec<u8> {
+    use openmls::prelude::tls_codec::Serialize as _;
+    let mut ids = ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    ids.tls_serialize_detached()
+        .expect("a list of u16 always encodes")
+}
+
+/// The LeafNode extensions of every proxy client: an `app_data_dictionary` advertising, in
+/// `app_components`, the components this bridge understands (mls-extensions-10 makes that
+/// mandatory for whoever supports `app_data_dictionary`): `app_components` and `safe_aad`
+/// themselves and the room state's components.
+pub fn leaf_extensions(cp: &crate::room::code_points::ComponentCodePoints) -> Extensions<LeafNode> {
+    let mut supported = vec![APP_COMPONENTS, SAFE_AAD];
+    supported.extend(cp.named().iter().map(|(_, id)| *id));
+    let mut dictionary = AppDataDictionary::new();
+    dictionary.insert(APP_COMPONENTS, components_list(&supported));
+    Extensions::single(Extension::AppDataDictionary(
+        AppDataDictionaryExtension::new(dictionary),
+    ))
+    .expect("one app_data_dictionary is a valid LeafNode extension list")
+}
+
+/// The components a LeafNode's `app_components` lists, if it has one.
+pub fn advertised_components(leaf: &LeafNode) -> Option<Vec<u16>> {
+    use openmls::prelude::tls_codec::Deserialize as _;
+    let dictionary = leaf.extensions().app_data_dictionary()?.dictionary();
+    let bytes = dictionary.get(&APP_COMPONENTS)?;
+    Vec::<u16>::tls_deserialize_exact(bytes).ok()
+}
+
 /// The GroupContext requirements of a MIMI room: room state lives in the `app_data_dictionary`
 /// and changes only through AppDataUpdate.
 pub fn required_capabilities() -> RequiredCapabilitiesExtension {

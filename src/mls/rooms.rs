@@ -106,6 +106,8 @@ impl ProxyMls {
             .use_ratchet_tree_extension(true)
             .max_past_epochs(2)
             .with_capabilities(leaf_capabilities())
+            .with_leaf_node_extensions(self.leaf_extensions())
+            .during("leaf extensions")?
             .with_group_context_extensions(extensions)
             .build(ws.provider(), &identity.signer, identity.credential.clone())
             .during("create group")?;
@@ -390,6 +392,7 @@ impl ProxyMls {
             .leaf_node_parameters(
                 LeafNodeParameters::builder()
                     .with_capabilities(leaf_capabilities())
+                    .with_extensions(self.leaf_extensions())
                     .build(),
             )
             .load_psks(ws.provider().storage())

@@ -34,7 +34,8 @@ impl Default for ComponentCodePoints {
 }
 
 impl ComponentCodePoints {
-    fn named(&self) -> [(&'static str, ComponentId); 5] {
+    /// Every component of the room state, with its name.
+    pub fn named(&self) -> [(&'static str, ComponentId); 5] {
         [
             ("participant_list", self.participant_list),
             ("room_metadata", self.room_metadata),
