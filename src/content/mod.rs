@@ -1,5 +1,6 @@
-//! MIMI content format (draft-ietf-mimi-content, editor's copy with the -08
-//! changes): a typed model of the whole CDDL (`mimi-content.cddl` and
+//! MIMI content format (draft-ietf-mimi-content-09, whose CDDL and examples are
+//! byte-identical to -08's: only prose moved, `franking_base_secret` is now
+//! `salt_base_secret`): a typed model of the whole CDDL (`mimi-content.cddl` and
 //! `implied.cddl`), a strict decoder, a deterministic encoder and the -08
 //! message ID.
 //!
