@@ -125,6 +125,10 @@ impl Provider {
             consent = s.consent,
             secret = secret.encoded(),
         ));
+        // A short room log, to drive the rejoin of clients left behind (see `mls.catch_up_epochs`).
+        if let Ok(epochs) = std::env::var("MIMI_TEST_CATCH_UP_EPOCHS") {
+            text.push_str(&format!("[mls]\ncatch_up_epochs = {epochs}\n"));
+        }
         std::fs::write(&config, text).unwrap();
         let bridge = Daemon::start(&home, &["run", "--config", config.to_str().unwrap()]);
         let client = ProviderClient::new(format!("http://{}", bridge.addr), vec![secret]).unwrap();
