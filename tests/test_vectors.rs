@@ -60,3 +60,36 @@ fn a_damaged_vector_is_caught() {
     };
     assert_ne!(request(&all), request(&changed));
 }
+
+/// The GroupInfo response's ciphertext opens with the request's private key (in the inputs)
+/// and holds the epoch's GroupInfo and ratchet tree.
+#[test]
+fn the_group_info_response_opens_with_the_inputs_private_key() {
+    use mimi_bridge::mls::group_config::CIPHERSUITE;
+    use mimi_bridge::protocol::wire::{
+        GroupInfoRatchetTreeTbe, GroupInfoResponse, GroupInfoStatus, MlsMessage, decode_exact,
+    };
+    let inputs = inputs();
+    let all = vectors::vectors(&inputs).unwrap();
+    let v = all
+        .iter()
+        .find(|v| v.name == "group-info-response-success")
+        .unwrap();
+    let response: GroupInfoResponse = decode_exact(&hex::decode(&v.encoded).unwrap()).unwrap();
+    let GroupInfoStatus::Success(success) = &response.status else {
+        panic!("{:?}", response.status)
+    };
+    let tbe = GroupInfoRatchetTreeTbe::open(
+        &openmls_rust_crypto::RustCrypto::default(),
+        CIPHERSUITE,
+        &hex::decode(&inputs.group_info_private_key).unwrap(),
+        response.room_id.as_slice(),
+        &success.encrypted_groupinfo_and_tree,
+    )
+    .unwrap();
+    let expected = MlsMessage::from_bytes(&hex::decode(&inputs.group_info).unwrap())
+        .unwrap()
+        .group_info()
+        .unwrap();
+    assert_eq!(tbe.group_info.as_bytes(), expected.as_bytes());
+}

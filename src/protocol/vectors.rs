@@ -47,6 +47,14 @@ pub struct Inputs {
     pub alice_signature_key_pair: String,
     /// Alice's client's basic credential.
     pub alice_credential: String,
+    /// The X25519 HPKE key pair of a GroupInfo request (`groupInfoPublicKey` and its private
+    /// key, for implementers to open the response's ciphertext).
+    pub group_info_public_key: String,
+    pub group_info_private_key: String,
+    /// `EncryptWithLabel(groupInfoPublicKey, "GroupInfo and ratchet_tree encryption", roomId,
+    /// GroupInfoRatchetTreeTBE)` of the epoch-1 GroupInfo with its ratchet tree in full and no
+    /// pending proposals: an `HPKECiphertext` (HPKE draws fresh randomness, so it is an input).
+    pub group_info_ciphertext: String,
 }
 
 /// One vector.
@@ -110,7 +118,12 @@ impl Inputs {
                 )
             })
             .collect();
+        let (group_info_public_key, group_info_private_key, group_info_ciphertext) =
+            seal_group_info(&group_info, &tree);
         Inputs {
+            group_info_public_key,
+            group_info_private_key,
+            group_info_ciphertext,
             commit,
             welcome,
             group_info,
@@ -130,6 +143,37 @@ impl Inputs {
             ),
         }
     }
+}
+
+/// A fresh HPKE key pair, and the epoch's GroupInfo and tree sealed to it (hex).
+fn seal_group_info(group_info_hex: &str, tree_hex: &str) -> (String, String, String) {
+    use openmls_traits::crypto::OpenMlsCrypto;
+    use openmls_traits::random::OpenMlsRand;
+    let crypto = openmls_rust_crypto::RustCrypto::default();
+    let ikm: [u8; 32] = crypto.random_array().expect("randomness");
+    let keys = crypto
+        .derive_hpke_keypair(CIPHERSUITE.hpke_config(), &ikm)
+        .expect("HPKE key pair");
+    let group_info = MlsMessage::from_bytes(&hex::decode(group_info_hex).expect("hex"))
+        .expect("GroupInfo message")
+        .group_info()
+        .expect("a GroupInfo");
+    let tbe = GroupInfoRatchetTreeTbe {
+        group_info,
+        ratchet_tree_option: RatchetTreeOption::Full {
+            ratchet_tree: RatchetTreeBytes::from_bytes(&hex::decode(tree_hex).expect("hex"))
+                .expect("tree"),
+        },
+        pending_proposals: Vec::new(),
+    };
+    let sealed = tbe
+        .seal(&crypto, CIPHERSUITE, &keys.public, ROOM.as_bytes())
+        .expect("seal");
+    (
+        hex::encode(&keys.public),
+        hex::encode(&*keys.private),
+        hex::encode(sealed.tls_serialize_detached().expect("ciphertext")),
+    )
 }
 
 fn bytes(field: &str, hex_str: &str) -> Result<Vec<u8>, VectorError> {
@@ -152,6 +196,8 @@ struct Parts {
     key_packages: Vec<KeyPackageBytes>,
     signer: SignatureKeyPair,
     credential: Credential,
+    group_info_public_key: Vec<u8>,
+    group_info_ciphertext: openmls_traits::types::HpkeCiphertext,
 }
 
 impl Parts {
@@ -188,7 +234,13 @@ impl Parts {
             &inputs.alice_credential,
         )?)
         .map_err(|e| bad("alice_credential", e.to_string()))?;
+        let group_info_ciphertext = openmls_traits::types::HpkeCiphertext::tls_deserialize_exact(
+            &bytes("group_info_ciphertext", &inputs.group_info_ciphertext)?,
+        )
+        .map_err(|e| bad("group_info_ciphertext", e.to_string()))?;
         Ok(Parts {
+            group_info_public_key: bytes("group_info_public_key", &inputs.group_info_public_key)?,
+            group_info_ciphertext,
             commit: message("commit", &inputs.commit)?,
             welcome,
             group_info,
@@ -467,7 +519,7 @@ pub fn vectors(inputs: &Inputs) -> Result<Vec<Vector>, VectorError> {
         cipher_suite: CIPHERSUITE.into(),
         requesting_signature_key: alice_key.clone(),
         requesting_credential: p.credential.clone(),
-        group_info_public_key: vec![0x42; 32].into(),
+        group_info_public_key: p.group_info_public_key.clone().into(),
         joining_code: Vec::new().into(),
     };
     let gi_tbs_bytes = gi_tbs
@@ -489,8 +541,53 @@ pub fn vectors(inputs: &Inputs) -> Result<Vec<Vector>, VectorError> {
             "protocol": "mls10", "cipherSuite": 1,
             "requestingSignatureKey": h(p.signer.public()),
             "requestingCredential": format!("basic: {ALICE_CLIENT}"),
-            "groupInfoPublicKey": h(&[0x42; 32]), "joiningCode": "",
+            "groupInfoPublicKey": inputs.group_info_public_key, "joiningCode": "",
             "signature": format!("SignWithLabel(requestingSignatureKey, \"{GROUP_INFO_REQUEST_LABEL}\", GroupInfoRequestTBS) = {}", h(&gi_signature)),
+        }),
+    )?;
+    // The hub's answer, signed by the hub's external sender (here Alice's key pair stands in
+    // for the hub's, so that the vector needs no other key).
+    let hub_sender = wire::ExternalSender::try_from(&openmls::extensions::ExternalSender::new(
+        alice_key.clone(),
+        p.credential.clone(),
+    ))
+    .map_err(|e| VectorError::Build {
+        name: "group-info-response-success",
+        reason: format!("{e:?}"),
+    })?;
+    let response_tbs = GroupInfoResponseTbs {
+        version: Protocol::Mls10,
+        room_id: ROOM.as_bytes().to_vec().into(),
+        status: GroupInfoCode::Success,
+        cipher_suite: CIPHERSUITE.into(),
+        hub_sender,
+        encrypted_groupinfo_and_tree: p.group_info_ciphertext.clone(),
+    };
+    let response_tbs_bytes =
+        response_tbs
+            .tls_serialize_detached()
+            .map_err(|e| VectorError::Build {
+                name: "group-info-response-success",
+                reason: e.to_string(),
+            })?;
+    let response_signature = sign(
+        "group-info-response-success",
+        GROUP_INFO_RESPONSE_LABEL,
+        &response_tbs_bytes,
+    )?;
+    out.push(
+        "group-info-response-success",
+        "5.6",
+        &response_tbs.with_signature(response_signature.clone()),
+        json!({
+            "version": "mls10", "roomId": ROOM, "status": "success (1)", "cipherSuite": 1,
+            "hubSender": {"signatureKey": h(p.signer.public()), "credential": format!("basic: {ALICE_CLIENT} (standing in for the hub's)")},
+            "encryptedGroupinfoAndTree": {
+                "hpkeCiphertext": inputs.group_info_ciphertext,
+                "opensWith": "inputs.group_info_private_key, label \"GroupInfo and ratchet_tree encryption\", context roomId",
+                "plaintext": "GroupInfoRatchetTreeTBE { groupInfo: inputs.group_info (bare), ratchetTreeOption: full(inputs.ratchet_tree), pendingProposals: [] }",
+            },
+            "signature": format!("SignWithLabel(hubSender.signatureKey, \"{}\", GroupInfoResponseTBS) = {}", GROUP_INFO_RESPONSE_LABEL, h(&response_signature)),
         }),
     )?;
     out.push(
