@@ -118,14 +118,7 @@ impl BareMember {
 
     /// Adds members in one commit, merged at once; returns the TLS-encoded Welcome.
     pub fn add(&mut self, key_packages: &[KeyPackage]) -> Vec<u8> {
-        let group = self.group.as_mut().expect("the member has a group");
-        let (_commit, welcome, _gi) = group
-            .add_members(&self.provider, &self.signer, key_packages)
-            .expect("add members");
-        group
-            .merge_pending_commit(&self.provider)
-            .expect("merge add");
-        welcome.tls_serialize_detached().expect("encode Welcome")
+        self.add_exported(key_packages).1
     }
 
     /// Joins from a TLS-encoded Welcome message.

@@ -117,6 +117,8 @@ pub struct ProxyMls {
     pub(super) store: Store,
     pub(super) key: StateKey,
     pub(super) cp: ComponentCodePoints,
+    /// Made from `cp` once: every key package and leaf carries it.
+    leaf: Extensions<LeafNode>,
     pub(super) provider: ProviderId,
     pub(super) pool_size: usize,
     /// How many epochs of the room log are kept for members to catch up from.
@@ -158,6 +160,7 @@ impl ProxyMls {
         ProxyMls {
             store,
             key,
+            leaf: super::group_config::leaf_extensions(&cp),
             cp,
             provider,
             pool_size: 8,
@@ -186,7 +189,7 @@ impl ProxyMls {
 
     /// The LeafNode extensions of this bridge's clients (see [`super::group_config::leaf_extensions`]).
     pub(super) fn leaf_extensions(&self) -> Extensions<LeafNode> {
-        super::group_config::leaf_extensions(&self.cp)
+        self.leaf.clone()
     }
 
     pub fn store(&self) -> &Store {

@@ -265,10 +265,7 @@ impl Out {
         value: &T,
         description: Value,
     ) -> Result<(), VectorError> {
-        let encoded = wire::encode(value).map_err(|e| VectorError::Build {
-            name,
-            reason: e.to_string(),
-        })?;
+        let encoded = wire::encode(value).map_err(|e| failed(name)(e.to_string()))?;
         self.0.push(Vector {
             name: name.into(),
             section: section.into(),
@@ -280,6 +277,20 @@ impl Out {
     }
 }
 
+fn failed(name: &'static str) -> impl Fn(String) -> VectorError {
+    move |reason| VectorError::Build { name, reason }
+}
+
+/// The signature of `tbs` with Alice's key, as the daemon signs its own requests.
+fn signed(
+    p: &Parts,
+    name: &'static str,
+    label: &str,
+    tbs: &impl tls_codec::Serialize,
+) -> Result<Vec<u8>, VectorError> {
+    super::service::sign_tbs(&p.signer, label, tbs).map_err(failed(name))
+}
+
 fn h(b: &[u8]) -> String {
     hex::encode(b)
 }
@@ -288,12 +299,7 @@ fn h(b: &[u8]) -> String {
 pub fn vectors(inputs: &Inputs) -> Result<Vec<Vector>, VectorError> {
     let p = Parts::decode(inputs)?;
     let mut out = Out(Vec::new());
-    let sign = |name: &'static str, label: &str, tbs: &[u8]| {
-        sign_with_label(&p.signer, label, tbs).map_err(|e| VectorError::Build {
-            name,
-            reason: e.to_string(),
-        })
-    };
+
     let alice_key = SignaturePublicKey::from(p.signer.public().to_vec());
 
     // §5.2 keyMaterial
@@ -307,16 +313,11 @@ pub fn vectors(inputs: &Inputs) -> Result<Vec<Vector>, VectorError> {
         requester_signature_key: alice_key.clone(),
         requester_credential: p.credential.clone(),
     };
-    let tbs_bytes = tbs
-        .tls_serialize_detached()
-        .map_err(|e| VectorError::Build {
-            name: "key-material-request",
-            reason: e.to_string(),
-        })?;
-    let signature = sign(
+    let signature = signed(
+        &p,
         "key-material-request",
         key_material::KEY_MATERIAL_REQUEST_LABEL,
-        &tbs_bytes,
+        &tbs,
     )?;
     out.push(
         "key-material-request",
@@ -522,17 +523,7 @@ pub fn vectors(inputs: &Inputs) -> Result<Vec<Vector>, VectorError> {
         group_info_public_key: p.group_info_public_key.clone().into(),
         joining_code: Vec::new().into(),
     };
-    let gi_tbs_bytes = gi_tbs
-        .tls_serialize_detached()
-        .map_err(|e| VectorError::Build {
-            name: "group-info-request",
-            reason: e.to_string(),
-        })?;
-    let gi_signature = sign(
-        "group-info-request",
-        GROUP_INFO_REQUEST_LABEL,
-        &gi_tbs_bytes,
-    )?;
+    let gi_signature = signed(&p, "group-info-request", GROUP_INFO_REQUEST_LABEL, &gi_tbs)?;
     out.push(
         "group-info-request",
         "5.6",
@@ -551,10 +542,7 @@ pub fn vectors(inputs: &Inputs) -> Result<Vec<Vector>, VectorError> {
         alice_key.clone(),
         p.credential.clone(),
     ))
-    .map_err(|e| VectorError::Build {
-        name: "group-info-response-success",
-        reason: format!("{e:?}"),
-    })?;
+    .map_err(|e| failed("group-info-response-success")(format!("{e:?}")))?;
     let response_tbs = GroupInfoResponseTbs {
         version: Protocol::Mls10,
         room_id: ROOM.as_bytes().to_vec().into(),
@@ -563,17 +551,11 @@ pub fn vectors(inputs: &Inputs) -> Result<Vec<Vector>, VectorError> {
         hub_sender,
         encrypted_groupinfo_and_tree: p.group_info_ciphertext.clone(),
     };
-    let response_tbs_bytes =
-        response_tbs
-            .tls_serialize_detached()
-            .map_err(|e| VectorError::Build {
-                name: "group-info-response-success",
-                reason: e.to_string(),
-            })?;
-    let response_signature = sign(
+    let response_signature = signed(
+        &p,
         "group-info-response-success",
         GROUP_INFO_RESPONSE_LABEL,
-        &response_tbs_bytes,
+        &response_tbs,
     )?;
     out.push(
         "group-info-response-success",
