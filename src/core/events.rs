@@ -29,9 +29,6 @@ pub(super) const EXIT_WAIT: Duration = Duration::from_secs(30);
 /// Events of one room carried out in a row before the worker looks at the other rooms.
 const EVENTS_PER_TURN: usize = 256;
 
-/// How long an event waits for its sender's client to rejoin a room before it is tried again.
-const REJOIN_WAIT: Duration = Duration::from_millis(500);
-
 /// Messages sent in one transaction at most.
 const RUN_LENGTH: i64 = 64;
 
@@ -61,10 +58,12 @@ impl Bridge {
             // The room's rules said no: their reason is written for people.
             MlsError::Rejected { rejection, .. } => Ok(failed(rejection.reason)),
             // The user's proxy client was idle while the room moved on further than its log
-            // keeps: it rejoins, and the event goes once it has.
+            // keeps: it rejoins, and the event is tried again like any event of ours that
+            // failed (growing pauses, then reported failed after `retry_for`: a rejoin that
+            // never succeeds does not hold the room for ever).
             MlsError::Behind {
-                room,
-                client,
+                ref room,
+                ref client,
                 epoch,
                 room_epoch,
             } => {
@@ -79,7 +78,7 @@ impl Bridge {
                         &format!("its client stood at epoch {epoch}, the room at {room_epoch}"),
                     )
                     .await?;
-                Ok(Outcome::Later(REJOIN_WAIT))
+                Err(e.into())
             }
             other => Ok(failed(other)),
         }
